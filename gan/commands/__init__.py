@@ -1,0 +1,1 @@
+"""One module per ``gan`` subcommand; each exposes ``main(argv: list[str]) -> int``."""

@@ -1,0 +1,1 @@
+"""Layers: ConvNorm2d, the discriminator-normalization switch, exact spectral norms."""

@@ -1,0 +1,305 @@
+"""ConvNorm2d: Convolutional Normalization (Liu et al., NeurIPS 2021), written from ``shared/spec/convnorm.md``.
+
+For every output channel c the layer rescales the conv's frequency response so that the map x -> z_c is a
+channel-wise isometry on the N_h x N_w circular grid (N = H + k - 1):
+
+    Z_hat[b, c, f] = V[c, f] * sum_c' W_hat[c, c', f] * X_hat[b, c', f],   V[c, f] = (sum_c' |W_hat[c, c', f]|^2)^-1/2
+
+followed by a crop of ``k - 1 - padding`` on each side, subsampling by the stride, and an optional learned
+depthwise kernel ("affine"). Two paths compute the same operator:
+
+* ``fast`` (default) forms the product above directly in the Fourier domain, so a strided layer never runs the
+  dense stride-1 convolution that the authors' algorithm needs;
+* ``reference`` is the authors' algorithm: dense stride-1 conv, FFT, multiply by V, inverse FFT, crop, subsample.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+IntPair = int | tuple[int, int]
+PATHS = ("fast", "reference")
+
+
+def _pair(value: IntPair, name: str) -> tuple[int, int]:
+    if isinstance(value, int):
+        return value, value
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return int(value[0]), int(value[1])
+    raise ValueError(f"ConvNorm2d: {name}={value!r} must be an int or a pair of ints")
+
+
+def dilate_kernel(weight: Tensor, dilation: tuple[int, int]) -> Tensor:
+    """The equivalent undilated kernel (zeros between taps), so that dilation is just a larger kernel."""
+    if dilation == (1, 1):
+        return weight
+    c_out, c_in, kh, kw = weight.shape
+    out = weight.new_zeros(c_out, c_in, dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
+    out[:, :, :: dilation[0], :: dilation[1]] = weight
+    return out
+
+
+def preconditioner(weight: Tensor, grid: tuple[int, int], eps: float, onesided: bool = True) -> Tensor:
+    """V[c, f] = (S[c, f] + eps * mean_f S[c, f])^-1/2 with S[c, f] = sum_c' |W_hat[c, c', f]|^2; detached.
+
+    ``mean_f S[c] = ||w_c||^2`` (Parseval), so the epsilon scales with the kernel and V * W_hat is exactly
+    invariant to a positive per-channel rescaling of w. An all-zero channel gets V = 1 (its output is 0).
+    """
+    w = weight.detach()
+    fft = torch.fft.rfft2 if onesided else torch.fft.fft2
+    power = fft(w, s=grid).abs().square().sum(dim=1)
+    energy = w.square().sum(dim=(1, 2, 3)).view(-1, 1, 1)
+    regularised = power + eps * energy
+    safe = torch.where(regularised > 0, regularised, torch.ones_like(regularised))
+    return torch.where(energy > 0, safe.rsqrt(), torch.ones_like(safe))
+
+
+def resample_frequency_response(v: Tensor, grid: tuple[int, int]) -> Tensor:
+    """Periodic bilinear interpolation of a full-grid frequency response (C x N_h x N_w) onto another grid.
+
+    V samples a function of continuous frequency; this lets the EMA learned on the training resolution be used
+    at any other resolution. Interpolation is symmetric under f -> -f, so a real filter stays real.
+    """
+    if tuple(v.shape[-2:]) == tuple(grid):
+        return v
+    for dim, size in ((1, grid[0]), (2, grid[1])):
+        n = v.shape[dim]
+        pos = torch.arange(size, dtype=torch.float64, device=v.device) * (n / size)
+        lo = pos.floor().long()
+        frac = (pos - lo).to(v.dtype)
+        shape = [1, 1, 1]
+        shape[dim] = size
+        frac = frac.view(shape)
+        v = v.index_select(dim, lo % n) * (1 - frac) + v.index_select(dim, (lo + 1) % n) * frac
+    return v
+
+
+def ema_factor(step: int, horizon: int, momentum: float | None) -> float:
+    """The authors' EMA weight of the newest V: cosine from 1 down to 0.01 over ``horizon`` forwards."""
+    if momentum is not None:
+        return momentum
+    return max(0.5 * (1.0 + math.cos(math.pi * min(step, horizon) / horizon)), 0.01)
+
+
+def spectral_product(x_hat: Tensor, w_hat: Tensor, groups: int) -> Tensor:
+    """Z_hat[b, o, f] = sum_i W_hat[o, i, f] X_hat[b, i, f] within each group, as one batched real matmul.
+
+    A complex matmul over frequencies is written in real block form, [Re X, Im X] @ [[Re W, Im W], [-Im W, Re W]],
+    so that the CPU/GPU runs a single large real ``bmm`` with the frequencies as the batch dimension.
+    """
+    b, c_in, nh, nf = x_hat.shape
+    c_out = w_hat.shape[0]
+    ci, co, nfreq = c_in // groups, c_out // groups, nh * nf
+    # (F, G, B, Ci) with real and imaginary parts side by side on the last dim
+    x = x_hat.reshape(b, groups, ci, nfreq).permute(3, 1, 0, 2)
+    x = torch.cat((x.real, x.imag), dim=-1).reshape(nfreq * groups, b, 2 * ci)
+    w = w_hat.reshape(groups, co, ci, nfreq).permute(3, 0, 2, 1)  # (F, G, Ci, Co)
+    wr, wi = w.real, w.imag
+    w = torch.cat((torch.cat((wr, wi), dim=-1), torch.cat((-wi, wr), dim=-1)), dim=-2)
+    z = torch.bmm(x, w.reshape(nfreq * groups, 2 * ci, 2 * co))
+    z = torch.complex(z[..., :co], z[..., co:]).reshape(nh, nf, groups, b, co)
+    return z.permute(3, 2, 4, 0, 1).reshape(b, c_out, nh, nf)
+
+
+class ConvNorm2d(nn.Module):
+    """Drop-in replacement for ``nn.Conv2d`` that applies ConvNorm to the conv's output.
+
+    Args read like ``nn.Conv2d``'s. ``affine`` adds the learned depthwise kernel (size ``kernel_size``, with bias,
+    output size kept for every k); ``eps`` is relative to each channel's kernel energy; ``momentum`` fixes the
+    EMA weight of V (default: the authors' cosine schedule over ``ema_horizon`` train forwards); ``path`` picks
+    the ``fast`` Fourier-domain product or the authors' dense ``reference`` algorithm.
+
+    Eval mode uses ``running_V``, the EMA of V over train forwards, stored on the grid of the last training
+    resolution; at another resolution it is resampled by periodic bilinear interpolation in frequency. Before
+    any train forward, eval uses V of the current weights.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntPair,
+        stride: IntPair = 1,
+        padding: IntPair = 0,
+        dilation: IntPair = 1,
+        groups: int = 1,
+        bias: bool = False,
+        affine: bool = True,
+        eps: float = 1e-12,
+        momentum: float | None = None,
+        ema_horizon: int = 40000,
+        padding_mode: str = "zeros",
+        path: str = "fast",
+    ) -> None:
+        super().__init__()
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = _pair(stride, "stride")
+        self.padding = _pair(padding, "padding")
+        self.dilation = _pair(dilation, "dilation")
+        if padding_mode != "zeros":
+            raise ValueError(
+                f"ConvNorm2d: padding_mode={padding_mode!r} is not supported; ConvNorm is defined for zero padding, "
+                "use padding_mode='zeros'"
+            )
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"ConvNorm2d: in_channels={in_channels} and out_channels={out_channels} must both be divisible "
+                f"by groups={groups}"
+            )
+        if min(self.stride) < 1 or min(self.dilation) < 1 or min(self.kernel_size) < 1:
+            raise ValueError("ConvNorm2d: kernel_size, stride and dilation must be >= 1")
+        for k, d, p in zip(self.kernel_size, self.dilation, self.padding):
+            if not 0 <= p <= d * (k - 1):
+                raise ValueError(
+                    f"ConvNorm2d: padding={self.padding} is outside 0..dilation*(kernel_size-1) "
+                    f"= {d * (k - 1)}; ConvNorm crops the full convolution, so it cannot pad further"
+                )
+        if path not in PATHS:
+            raise ValueError(f"ConvNorm2d: path={path!r}; choose one of {PATHS}")
+        if momentum is not None and not 0.0 < momentum <= 1.0:
+            raise ValueError(f"ConvNorm2d: momentum={momentum} must be in (0, 1] or None for the cosine schedule")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.eps, self.momentum, self.ema_horizon, self.path = eps, momentum, ema_horizon, path
+        self.padding_mode = padding_mode
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size))
+        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        if affine:
+            self.affine_weight = nn.Parameter(torch.empty(out_channels, 1, *self.kernel_size))
+            self.affine_bias = nn.Parameter(torch.empty(out_channels))
+        else:
+            self.register_parameter("affine_weight", None)
+            self.register_parameter("affine_bias", None)
+        self.register_buffer("running_V", torch.zeros(out_channels, 0, 0))
+        self.register_buffer("num_steps", torch.zeros((), dtype=torch.long))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """PyTorch's default conv init for the weight, bias and affine kernel (as the authors do)."""
+        for weight, bias in ((self.weight, self.bias), (self.affine_weight, self.affine_bias)):
+            if weight is None:
+                continue
+            nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+            if bias is not None:
+                bound = 1 / math.sqrt(weight[0].numel())
+                nn.init.uniform_(bias, -bound, bound)
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d, **kwargs) -> ConvNorm2d:
+        """A ConvNorm2d with ``conv``'s settings, weight and bias (``kwargs`` set the ConvNorm-only options)."""
+        if isinstance(conv.padding, str):
+            raise ValueError(
+                f"ConvNorm2d.from_conv: padding={conv.padding!r} is not supported; give the conv integer padding"
+            )
+        layer = cls(
+            conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride, padding=conv.padding,
+            dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None,
+            padding_mode=conv.padding_mode, **kwargs,
+        )
+        layer = layer.to(device=conv.weight.device, dtype=conv.weight.dtype)
+        with torch.no_grad():
+            layer.weight.copy_(conv.weight)
+            if conv.bias is not None:
+                layer.bias.copy_(conv.bias)
+        return layer
+
+    # ---- geometry -------------------------------------------------------------------------------------------
+    def effective_kernel_size(self) -> tuple[int, int]:
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation))
+
+    def grid(self, height: int, width: int) -> tuple[int, int]:
+        """The circular grid N_h x N_w of the full convolution for an H x W input."""
+        kh, kw = self.effective_kernel_size()
+        return height + kh - 1, width + kw - 1
+
+    def _crop_and_stride(self, z: Tensor) -> Tensor:
+        (kh, kw), (ph, pw) = self.effective_kernel_size(), self.padding
+        th, tw = kh - 1 - ph, kw - 1 - pw
+        nh, nw = z.shape[-2:]
+        return z[..., th : nh - th : self.stride[0], tw : nw - tw : self.stride[1]]
+
+    # ---- preconditioner and its running average ------------------------------------------------------------
+    def current_V(self, grid: tuple[int, int], onesided: bool = True) -> Tensor:
+        """V from the current weights on ``grid`` (C_out x N_h x N_w//2+1, or the full grid), detached."""
+        return preconditioner(dilate_kernel(self.weight, self.dilation), grid, self.eps, onesided)
+
+    def _update_running_V(self, grid: tuple[int, int]) -> None:
+        with torch.no_grad():
+            self.num_steps += 1
+            v = self.current_V(grid, onesided=False).to(self.running_V.dtype)
+            if self.running_V.numel() == 0:
+                self.running_V.resize_(v.shape).copy_(v)
+                return
+            old = resample_frequency_response(self.running_V, grid)
+            f = ema_factor(int(self.num_steps), self.ema_horizon, self.momentum)
+            self.running_V.resize_(v.shape).copy_(f * v + (1 - f) * old)
+
+    def _V_for(self, grid: tuple[int, int]) -> Tensor:
+        if self.training:
+            self._update_running_V(grid)
+            return self.current_V(grid)
+        if self.running_V.numel() == 0:
+            return self.current_V(grid)
+        return resample_frequency_response(self.running_V, grid)[..., : grid[1] // 2 + 1]
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # running_V's shape is the training grid, unknown to a freshly built layer: adopt the saved one.
+        saved = state_dict.get(prefix + "running_V")
+        if saved is not None:
+            self.running_V.resize_(saved.shape)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    # ---- forward --------------------------------------------------------------------------------------------
+    def normalize(self, x: Tensor, v: Tensor) -> Tensor:
+        """Steps 1-4 of the spec (conv, preconditioner, crop, stride) with a given V, on the chosen path."""
+        grid = self.grid(*x.shape[-2:])
+        weight = dilate_kernel(self.weight.to(x.dtype), self.dilation)
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        if self.path == "reference":
+            kh, kw = weight.shape[-2:]
+            y = F.conv2d(x, weight, bias, padding=(kh - 1, kw - 1), groups=self.groups)
+            z = torch.fft.irfft2(torch.fft.rfft2(y) * v, s=grid)
+        else:
+            x_hat = torch.fft.rfft2(x, s=grid)
+            w_hat = torch.fft.rfft2(weight.flip(-2, -1), s=grid) * v.unsqueeze(1)
+            z = torch.fft.irfft2(spectral_product(x_hat, w_hat, self.groups), s=grid)
+            if bias is not None:  # a constant bias field passes the filter scaled by V's DC response
+                z = z + (bias * v[:, 0, 0]).view(1, -1, 1, 1)
+        return self._crop_and_stride(z)
+
+    def _affine(self, z: Tensor) -> Tensor:
+        if self.affine_weight is None:
+            return z
+        kh, kw = self.kernel_size
+        z = F.pad(z, ((kw - 1) // 2, kw // 2, (kh - 1) // 2, kh // 2))
+        weight, bias = self.affine_weight.to(z.dtype), self.affine_bias.to(z.dtype)
+        return F.conv2d(z, weight, bias, groups=self.out_channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"ConvNorm2d: expected input of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}"
+            )
+        device_type = x.device.type
+        autocast = torch.is_autocast_enabled(device_type)
+        out_dtype = torch.get_autocast_dtype(device_type) if autocast else x.dtype
+        work_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        with torch.autocast(device_type, enabled=False):
+            x = x.to(work_dtype)
+            v = self._V_for(self.grid(*x.shape[-2:])).to(work_dtype)
+            out = self._affine(self.normalize(x, v))
+        return out.to(out_dtype)
+
+    def extra_repr(self) -> str:
+        s = (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}"
+        )
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        return s + f", bias={self.bias is not None}, affine={self.affine_weight is not None}, path={self.path}"
