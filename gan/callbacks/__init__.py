@@ -1,0 +1,7 @@
+"""Training callbacks driven by the module's G-step counter: sample grids, checkpoints, progress bar."""
+
+from gan.callbacks.checkpoint import GStepCheckpoint
+from gan.callbacks.progress import GStepProgressBar
+from gan.callbacks.samples import SampleGrid, save_grid
+
+__all__ = ["GStepCheckpoint", "GStepProgressBar", "SampleGrid", "save_grid"]

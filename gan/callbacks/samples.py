@@ -1,0 +1,47 @@
+"""Fixed-z sample grids during training: the same latents every time (and across runs with the same seed), so
+grids of one run show progress and grids of different runs compare directly."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.utilities import rank_zero_only
+from torchvision.utils import save_image
+
+from gan.module import GAN
+
+
+def save_grid(images: torch.Tensor, path: str | Path) -> Path:
+    """Write images in [-1, 1] as one square-ish PNG grid (parents created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(images.float().cpu(), path, nrow=math.ceil(math.sqrt(len(images))), normalize=True, value_range=(-1, 1))
+    return path
+
+
+class SampleGrid(pl.Callback):
+    """Writes ``dirpath/g<g_step>.png`` from ``num`` fixed latents every ``every_n_g_steps`` G steps and at the end
+    (EMA generator when there is one)."""
+
+    def __init__(self, dirpath: str | Path, every_n_g_steps: int = 1000, num: int = 64, seed: int = 0) -> None:
+        self.dirpath, self.every, self.num, self.seed = Path(dirpath), every_n_g_steps, num, seed
+        self.last_path: Path | None = None
+        self._written = -1
+
+    @rank_zero_only
+    def write(self, module: GAN) -> Path:
+        z = module.sample_z(self.num, torch.Generator().manual_seed(self.seed))
+        self.last_path = save_grid(module.generate(z), self.dirpath / f"g{module.g_step:07d}.png")
+        self._written = module.g_step
+        return self.last_path
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: GAN, *args) -> None:
+        if pl_module.g_step != self._written and pl_module.g_step % self.every == 0:
+            self.write(pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: GAN) -> None:
+        if pl_module.g_step != self._written:
+            self.write(pl_module)

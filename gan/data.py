@@ -1,0 +1,260 @@
+"""Training images in [-1, 1]: one builder for every dataset and one LightningDataModule with a resumable loader.
+
+``build_dataset(name, root, split, image_size, channels)`` returns a Dataset whose items are ``(image, label)``
+with ``image`` a float C x H x W tensor in [-1, 1]. Torchvision datasets download into ``root`` when there is a
+network; Fashion-MNIST is also taken from the Debian package ``dataset-fashion-mnist`` with no network.
+
+Training batches come from :class:`ResumableLoader`: an endless shuffled stream (reshuffled each pass with
+``seed + epoch``) that counts the batches it has handed out and saves that count in Lightning checkpoints, so a
+resumed run sees exactly the batches the uninterrupted run would have seen. Under DDP rank r takes batches
+r, r + W, r + 2W, ... of the one global stream (Lightning's sampler injection is off: ``use_distributed_sampler``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+from torchvision import datasets, transforms
+
+from gan.errors import UserError
+
+DATASETS = ("cifar10", "cifar100", "stl10", "fashion-mnist", "mnist", "folder", "synthetic")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+_TORCHVISION = {
+    "cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100, "stl10": datasets.STL10,
+    "fashion-mnist": datasets.FashionMNIST, "mnist": datasets.MNIST,
+}
+
+
+class _ToMode:
+    """PIL image -> 'L' or 'RGB' (a class, not a lambda, so loader workers can pickle it)."""
+
+    def __init__(self, channels: int) -> None:
+        self.mode = "L" if channels == 1 else "RGB"
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        return image.convert(self.mode)
+
+
+def image_transform(image_size: int, channels: int) -> transforms.Compose:
+    """PIL image -> channels x size x size float tensor in [-1, 1] (shorter side resized, then centre crop)."""
+    return transforms.Compose([
+        _ToMode(channels),
+        transforms.Resize(image_size),
+        transforms.CenterCrop(image_size),
+        transforms.ToTensor(),
+        transforms.Normalize([0.5] * channels, [0.5] * channels),
+    ])
+
+
+class ImageFolderFlat(Dataset):
+    """Every image file under ``root`` (any nesting), sorted by path; label 0."""
+
+    def __init__(self, root: str | os.PathLike, transform: transforms.Compose) -> None:
+        self.root, self.transform = Path(root), transform
+        if not self.root.is_dir():
+            raise UserError(f"data.root={str(root)!r} is not a folder; point data.root at a folder of images")
+        self.files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not self.files:
+            raise UserError(
+                f"data.root={str(root)!r} holds no images ({', '.join(IMAGE_EXTENSIONS)}); "
+                "point data.root at a folder that contains some"
+            )
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        with Image.open(self.files[index]) as image:
+            return self.transform(image), 0
+
+
+class SyntheticImages(Dataset):
+    """Deterministic smooth random images (low-resolution noise, upsampled, squashed into [-1, 1]) for tests."""
+
+    def __init__(self, num_samples: int, image_size: int, channels: int, seed: int = 0) -> None:
+        g = torch.Generator().manual_seed(seed)
+        low = torch.randn(num_samples, channels, 4, 4, generator=g)
+        up = torch.nn.functional.interpolate(low, size=(image_size, image_size), mode="bilinear", align_corners=False)
+        self.images = torch.tanh(2 * up)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        return self.images[index], 0
+
+
+def unpack_debian_fashion_mnist(root: str | os.PathLike, source: Path = DEBIAN_FASHION_MNIST) -> bool:
+    """Gunzip the Debian package's IDX files into ``root/FashionMNIST/raw`` (torchvision's layout); True if done.
+
+    The package's gzip files are recompressed, so torchvision's checksums fail on them; the unpacked files load.
+    """
+    files = sorted(source.glob("*-ubyte.gz"))
+    if len(files) < 4:
+        return False
+    raw = Path(root) / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for gz in files:
+        out = raw / gz.name[: -len(".gz")]
+        if not out.exists():
+            tmp = out.with_suffix(".tmp")
+            with gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            tmp.replace(out)  # atomic: an interrupted unpack never leaves a truncated file under the real name
+    return True
+
+
+def _missing(name: str, root: str, err: Exception) -> UserError:
+    fixes = "run once with internet access (data.download=true), or copy torchvision's files for it into data.root"
+    if name == "fashion-mnist":
+        fixes = "install the Debian package (sudo apt-get install dataset-fashion-mnist), " + fixes
+    return UserError(
+        f"data.name={name!r}: not found under data.root={root!r} and could not be downloaded ({type(err).__name__}); "
+        f"fix: {fixes}, set data.root to where it is, or train offline with data.name=fashion-mnist, folder "
+        "or synthetic"
+    )
+
+
+def build_dataset(
+    name: str,
+    root: str = ".data",
+    split: str = "train",
+    image_size: int = 32,
+    channels: int = 3,
+    download: bool = True,
+    num_samples: int = 1024,
+    seed: int = 0,
+) -> Dataset:
+    """The dataset ``name`` (see DATASETS); split "train"/"test" (stl10: "unlabeled", "train", "test").
+
+    ``folder`` reads every image under ``root``; ``synthetic`` makes ``num_samples`` images from ``seed``.
+    """
+    if name not in DATASETS:
+        raise UserError(f"data.name={name!r} is unknown; choose one of: {', '.join(DATASETS)}")
+    if channels not in (1, 3):
+        raise UserError(f"channels={channels} is not supported; use 1 (grey) or 3 (RGB)")
+    if name == "synthetic":
+        return SyntheticImages(num_samples, image_size, channels, seed)
+    transform = image_transform(image_size, channels)
+    if name == "folder":
+        return ImageFolderFlat(root, transform)
+    splits = ("unlabeled", "train", "test", "train+unlabeled") if name == "stl10" else ("train", "test")
+    if split not in splits:
+        raise UserError(f"data.split={split!r} does not exist for {name}; choose one of: {', '.join(splits)}")
+    kind = {"split": split} if name == "stl10" else {"train": split == "train"}
+    if name == "fashion-mnist":
+        unpack_debian_fashion_mnist(root)
+    try:
+        return _TORCHVISION[name](root, transform=transform, download=False, **kind)
+    except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
+        if not download:
+            raise _missing(name, root, err) from err
+    try:
+        return _TORCHVISION[name](root, transform=transform, download=True, **kind)
+    except Exception as err:  # noqa: BLE001 - no network shows up as URLError, OSError, RuntimeError...
+        raise _missing(name, root, err) from err
+
+
+class InfiniteBatchSampler(Sampler[list[int]]):
+    """Endless shuffled batches of one rank: batch k is batch ``k * world_size + rank`` of the global stream, whose
+    pass e is ``randperm(size)`` seeded with ``seed + e`` (the last incomplete batch of a pass is dropped)."""
+
+    def __init__(self, size: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        if size < batch_size:
+            raise UserError(f"data.batch_size={batch_size} exceeds the dataset's {size} images; lower it")
+        self.size, self.batch_size, self.seed, self.rank, self.world_size = size, batch_size, seed, rank, world_size
+        self.start = 0  # the first batch the next iterator yields
+
+    def __iter__(self) -> Iterator[list[int]]:
+        per_pass = self.size // self.batch_size
+        k, perm, perm_pass = self.start * self.world_size + self.rank, None, -1
+        while True:
+            epoch, i = divmod(k, per_pass)
+            if epoch != perm_pass:
+                perm = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + epoch))
+                perm_pass = epoch
+            yield perm[i * self.batch_size : (i + 1) * self.batch_size].tolist()
+            k += self.world_size
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader over an :class:`InfiniteBatchSampler` that counts the batches it has handed out; Lightning saves
+    and restores the count (``state_dict`` / ``load_state_dict``), so the stream continues where it stopped."""
+
+    def __init__(self, dataset: Dataset, batch_sampler: InfiniteBatchSampler, **kwargs) -> None:
+        super().__init__(dataset, batch_sampler=batch_sampler, **kwargs)
+        self.consumed = 0
+
+    def __iter__(self) -> Iterator:
+        self.batch_sampler.start = self.consumed
+        for batch in super().__iter__():
+            self.consumed += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"consumed": self.consumed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.consumed = int(state["consumed"])
+
+
+class GANDataModule(pl.LightningDataModule):
+    """Real images for GAN training (items ``(image, label)``, images in [-1, 1]).
+
+    Args:
+        name: one of cifar10, cifar100, stl10, fashion-mnist, mnist, folder, synthetic.
+        root: data folder (torchvision datasets download here); for ``folder``, the image folder itself.
+        split: default "train" ("unlabeled" for stl10).
+        image_size, channels: what the models expect; images are resized / centre-cropped / converted to fit.
+        batch_size: real images per discriminator step (per process under DDP).
+        num_workers: loader worker processes (0 loads in the training process).
+        download: let torchvision download a missing dataset.
+        num_samples: size of the ``synthetic`` dataset.
+        seed: shuffling seed of the batch stream.
+    """
+
+    def __init__(
+        self,
+        name: str = "cifar10",
+        root: str = ".data",
+        split: str | None = None,
+        image_size: int = 32,
+        channels: int = 3,
+        batch_size: int = 64,
+        num_workers: int = 2,
+        download: bool = True,
+        num_samples: int = 1024,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.dataset: Dataset | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.dataset is None:
+            h = self.hparams
+            split = h.split or ("unlabeled" if h.name == "stl10" else "train")
+            self.dataset = build_dataset(
+                h.name, h.root, split, h.image_size, h.channels, h.download, h.num_samples, h.seed
+            )
+
+    def train_dataloader(self) -> ResumableLoader:
+        self.setup()
+        h, trainer = self.hparams, self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        sampler = InfiniteBatchSampler(len(self.dataset), h.batch_size, h.seed, rank, world)
+        return ResumableLoader(
+            self.dataset, sampler, num_workers=h.num_workers, pin_memory=torch.cuda.is_available(),
+            persistent_workers=h.num_workers > 0,
+        )

@@ -1,0 +1,234 @@
+"""The GAN LightningModule: SNGAN training with manual optimization, a D-normalization switch and its own G-step
+counter.
+
+One ``training_step`` is one SNGAN iteration: ``n_dis`` discriminator steps, each on a fresh real batch pulled from
+``dataloader_iter``, then one generator step. So Lightning's batch index counts G steps, while
+``trainer.global_step`` counts every optimizer step (``n_dis + 1`` per iteration): schedules follow ``g_step``.
+
+Run layout written by ``gan fit`` (``checkpoints/<run-name>/``), for tools that read runs:
+
+* ``config.yaml``: the full LightningCLI config of the run (re-run it with ``gan fit --config``);
+* ``ckpt/last.ckpt`` (always, at every checkpoint and at the end) and ``ckpt/g<7-digit g_step>.ckpt``;
+  a checkpoint holds ``g_step`` at the top level and the hparams, so ``GAN.load_from_checkpoint`` rebuilds it;
+* ``logs/``: TensorBoard events and ``logs/metrics.csv`` (CSVLogger), one row per logged G step with columns
+  ``g_step``, ``loss/d``, ``loss/g``, ``d/real``, ``d/fake``, ``lr/g``, ``lr/d``, ``speed/g_steps_per_s``;
+* ``samples/g<7-digit g_step>.png``: fixed-z sample grids (EMA generator when there is one).
+
+Exact resume: the G-step counter is saved in checkpoints; the latent noise of step t is drawn from a generator
+seeded by (seed, rank, t); the data stream position is saved by ``gan.data.ResumableLoader``; the LR schedule is a
+function of ``g_step``; Adam states, EMA weights and ConvNorm/SN buffers are in the state dict.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.strategies import DDPStrategy
+from torch import Tensor, nn
+
+from gan.errors import UserError
+from gan.losses import get_loss
+from gan.models import build_discriminator, build_generator
+
+
+class GAN(pl.LightningModule):
+    """Unconditional GAN with an SNGAN training loop.
+
+    Args:
+        arch: "cnn" or "resnet"; image_size, channels: the images G makes and D reads.
+        z_dim: latent size; g_width, d_width: model widths (None: the architecture's paper width).
+        norm: discriminator normalization, none | spectral | convnorm | convnorm+spectral.
+        loss: hinge | non-saturating | wasserstein.
+        lr_g, lr_d, betas: Adam settings (SNGAN: 2e-4, (0.0, 0.9)).
+        n_dis: D steps per G step, each on a fresh real batch.
+        g_batch_size: latent batch of the G step (None: the real batch size).
+        lr_decay: decay both learning rates linearly to zero over ``max_g_steps``.
+        max_g_steps: training stops after exactly this many G steps.
+        ema: keep an exponential moving average of G (``generator_ema``) with ``ema_decay``, copying G until
+            ``ema_start`` G steps.
+        log_every_n_g_steps: how often losses / D outputs / LRs / speed go to the loggers.
+        seed: seed of the latent noise stream.
+    """
+
+    def __init__(
+        self,
+        arch: str = "resnet",
+        image_size: int = 32,
+        channels: int = 3,
+        z_dim: int = 128,
+        g_width: int | None = None,
+        d_width: int | None = None,
+        norm: str = "spectral",
+        loss: str = "hinge",
+        lr_g: float = 2e-4,
+        lr_d: float = 2e-4,
+        betas: tuple[float, float] = (0.0, 0.9),
+        n_dis: int = 5,
+        g_batch_size: int | None = None,
+        lr_decay: bool = True,
+        max_g_steps: int = 100_000,
+        ema: bool = False,
+        ema_decay: float = 0.9999,
+        ema_start: int = 0,
+        log_every_n_g_steps: int = 50,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        for name, value in (("n_dis", n_dis), ("max_g_steps", max_g_steps), ("log_every_n_g_steps",
+                                                                              log_every_n_g_steps)):
+            if value < 1:
+                raise UserError(f"model.{name}={value} must be >= 1")
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.z_dim, self.image_size, self.channels = z_dim, image_size, channels
+        self.generator = build_generator(arch, image_size, channels, z_dim, g_width)
+        self.discriminator = build_discriminator(arch, image_size, channels, norm, d_width)
+        self.generator_ema: nn.Module | None = None
+        if ema:
+            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+        self.d_loss_fn, self.g_loss_fn = get_loss(loss)
+        self._g_step = 0
+        self._noise = torch.Generator()
+        self._clock: tuple[int, float] | None = None
+        self.last_metrics: dict[str, float] = {}
+
+    # ---- public helpers ---------------------------------------------------------------------------------------
+    @property
+    def g_step(self) -> int:
+        """Generator steps taken so far (saved in checkpoints, restored on resume)."""
+        return self._g_step
+
+    def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n latent vectors on the module's device (drawn on ``generator``'s device when one is given)."""
+        device = generator.device if generator is not None else self.device
+        return torch.randn(n, self.z_dim, generator=generator, device=device).to(self.device)
+
+    @torch.no_grad()
+    def generate(self, z: Tensor, ema: bool = True) -> Tensor:
+        """Images in [-1, 1] from latents ``z``: the EMA generator when there is one and ``ema``, in eval mode."""
+        g = self.generator_ema if (ema and self.generator_ema is not None) else self.generator
+        was_training = g.training
+        g.eval()
+        try:
+            return g(z.to(self.device)).clamp(-1, 1)
+        finally:
+            g.train(was_training)
+
+    # ---- Lightning hooks --------------------------------------------------------------------------------------
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        h = self.hparams
+        betas = tuple(float(b) for b in h.betas)  # torch >= 2.14 rejects integer betas such as (0, 0.9)
+        return [
+            torch.optim.Adam(self.generator.parameters(), lr=h.lr_g, betas=betas),
+            torch.optim.Adam(self.discriminator.parameters(), lr=h.lr_d, betas=betas),
+        ]
+
+    def setup(self, stage: str) -> None:
+        strategy = self.trainer.strategy
+        if isinstance(strategy, DDPStrategy) and not getattr(strategy, "_ddp_kwargs", {}).get("find_unused_parameters"):
+            raise UserError(
+                "trainer.strategy: the D and G steps backpropagate through different parameters, so DDP needs "
+                "find_unused_parameters; use trainer.strategy=ddp_find_unused_parameters_true"
+            )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["g_step"] = self._g_step
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._g_step = int(checkpoint.get("g_step", 0))
+
+    def on_train_start(self) -> None:
+        self._clock = (self._g_step, time.perf_counter())
+
+    def _next_real(self, dataloader_iter: Iterator) -> Tensor:
+        batch, _, _ = next(dataloader_iter)
+        images = batch[0] if isinstance(batch, (list, tuple)) else batch
+        return images.to(self.device, non_blocking=True)
+
+    def training_step(self, dataloader_iter: Iterator) -> None:
+        h = self.hparams
+        if self._g_step >= h.max_g_steps:  # e.g. resumed from the final checkpoint
+            self.trainer.should_stop = True
+            return
+        opt_g, opt_d = self.optimizers()
+        factor = 1.0 - self._g_step / h.max_g_steps if h.lr_decay else 1.0
+        for opt, lr in ((opt_g, h.lr_g), (opt_d, h.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * factor
+        self._noise.manual_seed(hash((h.seed, self.global_rank, self._g_step)) & (2**63 - 1))
+
+        for _ in range(h.n_dis):
+            real = self._next_real(dataloader_iter)
+            with torch.no_grad():
+                fake = self.generator(self.sample_z(real.shape[0], self._noise))
+            logits = self.discriminator(torch.cat([real, fake]))
+            d_real, d_fake = logits.split([real.shape[0], fake.shape[0]])
+            d_loss = self.d_loss_fn(d_real, d_fake)
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_loss)
+            opt_d.step()
+
+        with self.toggled_optimizer(opt_g):  # D's weights need no gradient in the G step
+            g_loss = self.g_loss_fn(self.discriminator(self.generator(self.sample_z(h.g_batch_size or real.shape[0],
+                                                                                      self._noise))))
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss)
+            opt_g.step()
+        self._g_step += 1
+        self._update_ema()
+        if self._g_step % h.log_every_n_g_steps == 0 or self._g_step >= h.max_g_steps:
+            self._log(d_loss, g_loss, d_real, d_fake, factor)
+        if self._g_step >= h.max_g_steps:
+            self.trainer.should_stop = True
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        if self.generator_ema is None:
+            return
+        decay = self.hparams.ema_decay if self._g_step > self.hparams.ema_start else 0.0
+        for ema_p, p in zip(self.generator_ema.parameters(), self.generator.parameters()):
+            ema_p.lerp_(p, 1.0 - decay)
+        for ema_b, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
+            ema_b.copy_(b)
+
+    def _log(self, d_loss: Tensor, g_loss: Tensor, d_real: Tensor, d_fake: Tensor, factor: float) -> None:
+        now = time.perf_counter()
+        last_step, last_time = self._clock or (self._g_step - 1, now)
+        speed = (self._g_step - last_step) / max(now - last_time, 1e-9)
+        self._clock = (self._g_step, now)
+        h = self.hparams
+        self.last_metrics = {
+            "g_step": self._g_step, "loss/d": d_loss.item(), "loss/g": g_loss.item(),
+            "d/real": d_real.mean().item(), "d/fake": d_fake.mean().item(),
+            "lr/g": h.lr_g * factor, "lr/d": h.lr_d * factor, "speed/g_steps_per_s": speed,
+        }
+        # straight to the loggers with step = g_step (self.log would index rows by Lightning's batch counter)
+        for logger in self.loggers:
+            logger.log_metrics(self.last_metrics, step=self._g_step)
+            logger.save()
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint dict at ``path``; a missing or unreadable file is a UserError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {str(path)!r} does not exist; pass e.g. checkpoints/<run>/ckpt/last.ckpt")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - truncated / not a torch file
+        raise UserError(f"checkpoint {str(path)!r} is unreadable ({type(err).__name__}); pass an intact .ckpt") from err
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
+        raise UserError(f"checkpoint {str(path)!r} is not a gan fit checkpoint; pass one from checkpoints/<run>/ckpt/")
+    return checkpoint
+
+
+def load_gan(path: str | Path, map_location: str | torch.device = "cpu") -> GAN:
+    """A trained GAN from a ``gan fit`` checkpoint (UserError when the file is missing or not one)."""
+    read_checkpoint(path)
+    return GAN.load_from_checkpoint(path, map_location=map_location)
