@@ -1,0 +1,58 @@
+"""``gan sample CKPT --num N --out PATH``: images from a trained generator, as one PNG grid or (``--folder``) a
+folder of N numbered PNG files (e.g. for FID tools). Same ``--seed`` and checkpoint, same images."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from rich.progress import track
+from torchvision.utils import save_image
+
+from gan.callbacks import save_grid
+from gan.errors import UserError
+from gan.module import load_gan
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="gan sample", description=__doc__)
+    parser.add_argument("ckpt", help="checkpoint from gan fit, e.g. checkpoints/<run>/ckpt/last.ckpt")
+    parser.add_argument("--num", type=int, default=64, help="number of images (default 64)")
+    parser.add_argument("--out", default=None, help="output PNG or, with --folder, a folder")
+    parser.add_argument("--folder", action="store_true", help="write N separate PNG files into --out")
+    parser.add_argument("--ema", action="store_true", help="use the EMA generator (the run must have model.ema: true)")
+    parser.add_argument("--seed", type=int, default=0, help="latent noise seed (default 0)")
+    parser.add_argument("--batch-size", type=int, default=256, help="images generated at once (default 256)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if args.num < 1 or args.batch_size < 1:
+        raise UserError(f"--num={args.num} and --batch-size={args.batch_size} must both be >= 1")
+    model = load_gan(args.ckpt, map_location=args.device)
+    if args.ema and model.generator_ema is None:
+        raise UserError(f"--ema: {args.ckpt} was trained without model.ema; drop --ema to use its generator")
+    out = Path(args.out or ("samples" if args.folder else "samples.png"))
+    noise = torch.Generator().manual_seed(args.seed)
+    batches = [min(args.batch_size, args.num - i) for i in range(0, args.num, args.batch_size)]
+    images, index = [], 0
+    for n in track(batches, description=f"sampling {args.num}", disable=len(batches) < 2):
+        x = model.generate(model.sample_z(n, noise), ema=args.ema).cpu()
+        if not args.folder:
+            images.append(x)
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        digits = max(6, len(str(args.num - 1)))
+        for image in x:
+            save_image(image, out / f"{index:0{digits}d}.png", normalize=True, value_range=(-1, 1))
+            index += 1
+    if not args.folder:
+        save_grid(torch.cat(images), out)
+    what = "generator EMA" if args.ema else "generator"
+    print(f"wrote {args.num} images ({what}, g_step {model.g_step}, seed {args.seed}) to {out}")
+    return 0
+
+
