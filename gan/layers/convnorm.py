@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gan.layers.fourier import fourier_convnorm, onesided_to_full, preconditioner, resample_frequency_response
+
 IntPair = int | tuple[int, int]
 PATHS = ("fast", "reference")
 
@@ -43,66 +45,11 @@ def dilate_kernel(weight: Tensor, dilation: tuple[int, int]) -> Tensor:
     return out
 
 
-def preconditioner(weight: Tensor, grid: tuple[int, int], eps: float, onesided: bool = True) -> Tensor:
-    """V[c, f] = (S[c, f] + eps * mean_f S[c, f])^-1/2 with S[c, f] = sum_c' |W_hat[c, c', f]|^2; detached.
-
-    ``mean_f S[c] = ||w_c||^2`` (Parseval), so the epsilon scales with the kernel and V * W_hat is exactly
-    invariant to a positive per-channel rescaling of w. An all-zero channel gets V = 1 (its output is 0).
-    """
-    w = weight.detach()
-    fft = torch.fft.rfft2 if onesided else torch.fft.fft2
-    power = fft(w, s=grid).abs().square().sum(dim=1)
-    energy = w.square().sum(dim=(1, 2, 3)).view(-1, 1, 1)
-    regularised = power + eps * energy
-    safe = torch.where(regularised > 0, regularised, torch.ones_like(regularised))
-    return torch.where(energy > 0, safe.rsqrt(), torch.ones_like(safe))
-
-
-def resample_frequency_response(v: Tensor, grid: tuple[int, int]) -> Tensor:
-    """Periodic bilinear interpolation of a full-grid frequency response (C x N_h x N_w) onto another grid.
-
-    V samples a function of continuous frequency; this lets the EMA learned on the training resolution be used
-    at any other resolution. Interpolation is symmetric under f -> -f, so a real filter stays real.
-    """
-    if tuple(v.shape[-2:]) == tuple(grid):
-        return v
-    for dim, size in ((1, grid[0]), (2, grid[1])):
-        n = v.shape[dim]
-        pos = torch.arange(size, dtype=torch.float64, device=v.device) * (n / size)
-        lo = pos.floor().long()
-        frac = (pos - lo).to(v.dtype)
-        shape = [1, 1, 1]
-        shape[dim] = size
-        frac = frac.view(shape)
-        v = v.index_select(dim, lo % n) * (1 - frac) + v.index_select(dim, (lo + 1) % n) * frac
-    return v
-
-
 def ema_factor(step: int, horizon: int, momentum: float | None) -> float:
     """The authors' EMA weight of the newest V: cosine from 1 down to 0.01 over ``horizon`` forwards."""
     if momentum is not None:
         return momentum
     return max(0.5 * (1.0 + math.cos(math.pi * min(step, horizon) / horizon)), 0.01)
-
-
-def spectral_product(x_hat: Tensor, w_hat: Tensor, groups: int) -> Tensor:
-    """Z_hat[b, o, f] = sum_i W_hat[o, i, f] X_hat[b, i, f] within each group, as one batched real matmul.
-
-    A complex matmul over frequencies is written in real block form, [Re X, Im X] @ [[Re W, Im W], [-Im W, Re W]],
-    so that the CPU/GPU runs a single large real ``bmm`` with the frequencies as the batch dimension.
-    """
-    b, c_in, nh, nf = x_hat.shape
-    c_out = w_hat.shape[0]
-    ci, co, nfreq = c_in // groups, c_out // groups, nh * nf
-    # (F, G, B, Ci) with real and imaginary parts side by side on the last dim
-    x = x_hat.reshape(b, groups, ci, nfreq).permute(3, 1, 0, 2)
-    x = torch.cat((x.real, x.imag), dim=-1).reshape(nfreq * groups, b, 2 * ci)
-    w = w_hat.reshape(groups, co, ci, nfreq).permute(3, 0, 2, 1)  # (F, G, Ci, Co)
-    wr, wi = w.real, w.imag
-    w = torch.cat((torch.cat((wr, wi), dim=-1), torch.cat((-wi, wr), dim=-1)), dim=-2)
-    z = torch.bmm(x, w.reshape(nfreq * groups, 2 * ci, 2 * co))
-    z = torch.complex(z[..., :co], z[..., co:]).reshape(nh, nf, groups, b, co)
-    return z.permute(3, 2, 4, 0, 1).reshape(b, c_out, nh, nf)
 
 
 class ConvNorm2d(nn.Module):
@@ -195,9 +142,16 @@ class ConvNorm2d(nn.Module):
                 f"ConvNorm2d.from_conv: padding={conv.padding!r} is not supported; give the conv integer padding"
             )
         layer = cls(
-            conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride, padding=conv.padding,
-            dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None,
-            padding_mode=conv.padding_mode, **kwargs,
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            stride=conv.stride,
+            padding=conv.padding,
+            dilation=conv.dilation,
+            groups=conv.groups,
+            bias=conv.bias is not None,
+            padding_mode=conv.padding_mode,
+            **kwargs,
         )
         layer = layer.to(device=conv.weight.device, dtype=conv.weight.dtype)
         with torch.no_grad():
@@ -222,27 +176,26 @@ class ConvNorm2d(nn.Module):
         return z[..., th : nh - th : self.stride[0], tw : nw - tw : self.stride[1]]
 
     # ---- preconditioner and its running average ------------------------------------------------------------
-    def current_V(self, grid: tuple[int, int], onesided: bool = True) -> Tensor:
-        """V from the current weights on ``grid`` (C_out x N_h x N_w//2+1, or the full grid), detached."""
-        return preconditioner(dilate_kernel(self.weight, self.dilation), grid, self.eps, onesided)
+    def current_V(self, grid: tuple[int, int]) -> Tensor:
+        """V of the current weights on ``grid`` (C_out x N_h x N_w//2+1), detached."""
+        return preconditioner(dilate_kernel(self.weight, self.dilation), grid, self.eps)
 
-    def _update_running_V(self, grid: tuple[int, int]) -> None:
+    def _track(self, v: Tensor, grid: tuple[int, int]) -> None:
+        """One train forward: advance the step counter and fold V into the EMA ``running_V`` (full grid)."""
         with torch.no_grad():
             self.num_steps += 1
-            v = self.current_V(grid, onesided=False).to(self.running_V.dtype)
+            v = onesided_to_full(v, grid[1]).to(self.running_V.dtype)
             if self.running_V.numel() == 0:
                 self.running_V.resize_(v.shape).copy_(v)
                 return
-            old = resample_frequency_response(self.running_V, grid)
             f = ema_factor(int(self.num_steps), self.ema_horizon, self.momentum)
+            old = resample_frequency_response(self.running_V, grid)
             self.running_V.resize_(v.shape).copy_(f * v + (1 - f) * old)
 
-    def _V_for(self, grid: tuple[int, int]) -> Tensor:
-        if self.training:
-            self._update_running_V(grid)
-            return self.current_V(grid)
-        if self.running_V.numel() == 0:
-            return self.current_V(grid)
+    def _eval_V(self, grid: tuple[int, int]) -> Tensor | None:
+        """Eval mode's V: the running average resampled to ``grid``; None (current weights) before training."""
+        if self.training or self.running_V.numel() == 0:
+            return None
         return resample_frequency_response(self.running_V, grid)[..., : grid[1] // 2 + 1]
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
@@ -253,22 +206,22 @@ class ConvNorm2d(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ---- forward --------------------------------------------------------------------------------------------
-    def normalize(self, x: Tensor, v: Tensor) -> Tensor:
-        """Steps 1-4 of the spec (conv, preconditioner, crop, stride) with a given V, on the chosen path."""
-        grid = self.grid(*x.shape[-2:])
+    def normalize(self, x: Tensor, v: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Steps 1-4 of the spec (conv, preconditioner, crop, stride) on the chosen path; returns (z, V used).
+
+        ``v=None`` uses V of the current weights; tests pass other V (V = 1 gives the plain conv).
+        """
         weight = dilate_kernel(self.weight.to(x.dtype), self.dilation)
         bias = None if self.bias is None else self.bias.to(x.dtype)
-        if self.path == "reference":
-            kh, kw = weight.shape[-2:]
-            y = F.conv2d(x, weight, bias, padding=(kh - 1, kw - 1), groups=self.groups)
-            z = torch.fft.irfft2(torch.fft.rfft2(y) * v, s=grid)
-        else:
-            x_hat = torch.fft.rfft2(x, s=grid)
-            w_hat = torch.fft.rfft2(weight.flip(-2, -1), s=grid) * v.unsqueeze(1)
-            z = torch.fft.irfft2(spectral_product(x_hat, w_hat, self.groups), s=grid)
-            if bias is not None:  # a constant bias field passes the filter scaled by V's DC response
-                z = z + (bias * v[:, 0, 0]).view(1, -1, 1, 1)
-        return self._crop_and_stride(z)
+        if self.path == "fast":
+            return fourier_convnorm(x, weight, bias, v, self.eps, self.padding, self.stride, self.groups)
+        grid = self.grid(*x.shape[-2:])
+        if v is None:
+            v = preconditioner(weight, grid, self.eps)
+        kh, kw = weight.shape[-2:]
+        y = F.conv2d(x, weight, bias, padding=(kh - 1, kw - 1), groups=self.groups)
+        z = torch.fft.irfft2(torch.fft.rfft2(y) * v, s=grid)
+        return self._crop_and_stride(z), v
 
     def _affine(self, z: Tensor) -> Tensor:
         if self.affine_weight is None:
@@ -280,17 +233,19 @@ class ConvNorm2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"ConvNorm2d: expected input of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}"
-            )
+            raise ValueError(f"ConvNorm2d: expected input of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
         device_type = x.device.type
         autocast = torch.is_autocast_enabled(device_type)
         out_dtype = torch.get_autocast_dtype(device_type) if autocast else x.dtype
         work_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
         with torch.autocast(device_type, enabled=False):
             x = x.to(work_dtype)
-            v = self._V_for(self.grid(*x.shape[-2:])).to(work_dtype)
-            out = self._affine(self.normalize(x, v))
+            grid = self.grid(*x.shape[-2:])
+            v = self._eval_V(grid)
+            z, v = self.normalize(x, None if v is None else v.to(work_dtype))
+            if self.training:
+                self._track(v, grid)
+            out = self._affine(z)
         return out.to(out_dtype)
 
     def extra_repr(self) -> str:

@@ -1,0 +1,399 @@
+"""ConvNorm2d against the 13 properties of shared/spec/convnorm.md, each checked against an independent
+construction where the spec gives one, plus fast == reference, state, autocast and argument errors."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gan.layers.convnorm import ConvNorm2d, ema_factor
+from gan.layers.fourier import onesided_to_full, preconditioner, resample_frequency_response
+from gan.layers.spectrum import conv_spectral_norm, convnorm_spectral_norm
+
+SPEC_CASES = [(1, 0, 1), (1, 0, 2), (3, 0, 1), (3, 1, 1), (3, 1, 2), (4, 1, 2), (4, 2, 2), (5, 2, 1), (5, 2, 2)]
+PATHS = ["fast", "reference"]
+
+
+def make(c_in, c_out, k, stride=1, padding=0, seed=0, dtype=torch.float64, **kw):
+    torch.manual_seed(seed)
+    conv = torch.nn.Conv2d(c_in, c_out, k, stride=stride, padding=padding, bias=kw.pop("bias", False)).to(dtype)
+    return conv, ConvNorm2d.from_conv(conv, **kw).to(dtype)
+
+
+def circular_full_conv(x, w):
+    """sum_c' w_cc' (flipped) circularly convolved with x_c' on x's own grid, by explicit rolls (no FFT)."""
+    kh, kw = w.shape[-2:]
+    out = x.new_zeros(x.shape[0], w.shape[0], *x.shape[-2:])
+    for a in range(kh):
+        for b in range(kw):
+            # full conv y[i] = sum_a w[a] x[i + a - (k-1)]  ->  roll x by (k-1-a)
+            shifted = torch.roll(x, shifts=(kh - 1 - a, kw - 1 - b), dims=(-2, -1))
+            out += torch.einsum("oi,bihw->bohw", w[:, :, a, b], shifted)
+    return out
+
+
+def roll_filter(y, v_spatial):
+    """z_c = sum_(a,b) v_c[a,b] * roll(y_c, (a,b)): the spec's direct (non-FFT) construction of step 3."""
+    z = torch.zeros_like(y)
+    for a in range(y.shape[-2]):
+        for b in range(y.shape[-1]):
+            z += v_spatial[:, a, b].view(1, -1, 1, 1) * torch.roll(y, shifts=(a, b), dims=(-2, -1))
+    return z
+
+
+# 1 -------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("k,p,s", SPEC_CASES)
+@pytest.mark.parametrize("size", [8, 9])
+def test_output_shape_matches_conv2d(path, k, p, s, size):
+    conv, layer = make(3, 5, k, s, p, path=path)
+    x = torch.randn(2, 3, size, size, dtype=torch.float64)
+    assert layer(x).shape == conv(x).shape
+
+
+# 2 -------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("k,p,s", SPEC_CASES + [((1, 3), (0, 1), 1), ((3, 1), (1, 0), (2, 1))])
+def test_unit_V_gives_the_plain_conv(path, k, p, s):
+    conv, layer = make(3, 5, k, s, p, path=path, bias=True)
+    x = torch.randn(2, 3, 9, 8, dtype=torch.float64)
+    ones = torch.ones_like(layer.current_V(layer.grid(9, 8)))
+    z, _ = layer.normalize(x, ones)
+    torch.testing.assert_close(z, F.conv2d(x, conv.weight, conv.bias, stride=s, padding=p), rtol=0, atol=1e-12)
+
+
+# 3 -------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("k", [1, 3, 4, (1, 3)])
+def test_normalized_frequency_rows_have_unit_energy(k):
+    _, layer = make(6, 4, k)
+    grid = layer.grid(7, 8)
+    w_hat = torch.fft.rfft2(layer.weight.detach(), s=grid)
+    energy = (layer.current_V(grid).unsqueeze(1) * w_hat).abs().square().sum(1)
+    torch.testing.assert_close(energy, torch.ones_like(energy), rtol=0, atol=1e-9)
+
+
+# 4 -------------------------------------------------------------------------------------------------------------
+def explicit_operator(layer, n):
+    """The matrix of x -> (v_c circularly convolved with y_c) on the n x n grid, built column by column with rolls."""
+    grid = (n, n)
+    v_spatial = torch.fft.irfft2(layer.current_V(grid), s=grid)
+    c_in = layer.in_channels
+    basis = torch.eye(c_in * n * n, dtype=torch.float64).view(-1, c_in, n, n)
+    z = roll_filter(circular_full_conv(basis, layer.weight.detach()), v_spatial)
+    return z.reshape(basis.shape[0], layer.out_channels, n * n)  # (inputs, C_out, outputs)
+
+
+@pytest.mark.parametrize("k", [3, 4])
+def test_each_output_channel_is_an_isometry_and_the_layer_norm_is_bounded(k):
+    _, layer = make(3, 4, k, seed=1)
+    n = 6
+    op = explicit_operator(layer, n)
+    for c in range(layer.out_channels):
+        sv = torch.linalg.svdvals(op[:, c, :].T)
+        torch.testing.assert_close(sv, torch.ones_like(sv), rtol=0, atol=1e-9)
+    whole = torch.linalg.svdvals(op.reshape(op.shape[0], -1).T)[0].item()
+    assert 1.0 - 1e-9 <= whole <= math.sqrt(layer.out_channels) + 1e-9
+    # the Fourier-domain spectral norm agrees with the explicit matrix
+    layer_no_affine = ConvNorm2d.from_conv(torch.nn.Conv2d(3, 4, k, bias=False), affine=False).double()
+    layer_no_affine.weight.data.copy_(layer.weight.data)
+    assert convnorm_spectral_norm(layer_no_affine, (n - k + 1, n - k + 1)) == pytest.approx(whole, rel=1e-6)
+
+
+def test_conv_spectral_norm_matches_explicit_matrix():
+    torch.manual_seed(3)
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64)
+    n = 6
+    basis = torch.eye(3 * n * n, dtype=torch.float64).view(-1, 3, n, n)
+    op = circular_full_conv(basis, w).reshape(basis.shape[0], -1)
+    assert conv_spectral_norm(w, (n, n)) == pytest.approx(torch.linalg.svdvals(op)[0].item(), rel=1e-9)
+
+
+# 5 -------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("k,p,s", [(3, 1, 1), (4, 1, 2), (5, 2, 2), ((1, 3), (0, 1), 1)])
+def test_direct_roll_construction_equals_the_layer(path, k, p, s):
+    conv, layer = make(3, 4, k, s, p, path=path, affine=False)
+    x = torch.randn(2, 3, 8, 9, dtype=torch.float64)
+    kh, kw = layer.kernel_size
+    grid = layer.grid(8, 9)
+    y = F.conv2d(x, layer.weight, padding=(kh - 1, kw - 1))
+    z = roll_filter(y, torch.fft.irfft2(layer.current_V(grid), s=grid))
+    th, tw = kh - 1 - layer.padding[0], kw - 1 - layer.padding[1]
+    expected = z[..., th : grid[0] - th : layer.stride[0], tw : grid[1] - tw : layer.stride[1]]
+    torch.testing.assert_close(layer(x), expected, rtol=0, atol=1e-12)
+
+
+# 6 -------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("stride", [1, 2])
+def test_1x1_kernel_is_row_normalised_conv(path, stride):
+    conv, layer = make(5, 3, 1, stride, path=path, affine=False)
+    w = conv.weight / conv.weight.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    x = torch.randn(2, 5, 7, 7, dtype=torch.float64)
+    torch.testing.assert_close(layer(x), F.conv2d(x, w, stride=stride), rtol=0, atol=1e-10)
+
+
+# 7 -------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_per_channel_scale_invariance(path, dtype):
+    _, layer = make(4, 6, 4, 2, 1, path=path, dtype=dtype)
+    x = torch.randn(3, 4, 9, 9, dtype=dtype)
+    before = layer(x)
+    alpha = torch.logspace(-3, 3, 6, dtype=dtype).view(-1, 1, 1, 1)
+    with torch.no_grad():
+        layer.weight.mul_(alpha)
+    torch.testing.assert_close(layer(x), before, rtol=1e-6 if dtype == torch.float64 else 2e-5, atol=1e-6)
+
+
+# 8 -------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", PATHS)
+def test_preconditioner_is_detached(path):
+    _, layer = make(3, 4, 3, 1, 1, path=path, affine=False)
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
+    target = torch.randn(2, 4, 6, 6, dtype=torch.float64)
+    (layer(x) * target).sum().backward()
+    grad = layer.weight.grad.clone()
+    layer.weight.grad = None
+    fixed_v = layer.current_V(layer.grid(6, 6)).clone()
+    (layer.normalize(x, fixed_v)[0] * target).sum().backward()
+    torch.testing.assert_close(grad, layer.weight.grad, rtol=0, atol=1e-12)
+    # a non-detached, scale-invariant V would make every <dL/dw_c, w_c> vanish
+    radial = (grad * layer.weight.detach()).flatten(1).sum(1)
+    assert radial.abs().max() > 1e-3
+
+
+# 9 -------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", PATHS)
+def test_batch_independence(path):
+    _, layer = make(3, 4, 4, 2, 1, path=path)
+    x = torch.randn(4, 3, 8, 8, dtype=torch.float64)
+    out = layer(x)[0]
+    x[1:] = torch.randn(3, 3, 8, 8, dtype=torch.float64) * 10
+    torch.testing.assert_close(layer(x)[0], out, rtol=0, atol=1e-12)
+    torch.testing.assert_close(layer(x[:1])[0], out, rtol=0, atol=1e-12)
+
+
+# 10 ------------------------------------------------------------------------------------------------------------
+def test_ema_schedule():
+    assert ema_factor(1, 40000, None) == pytest.approx(1.0, abs=1e-8)
+    assert ema_factor(20000, 40000, None) == pytest.approx(0.5)
+    assert ema_factor(40000, 40000, None) == 0.01
+    assert ema_factor(10**6, 40000, None) == 0.01
+    assert ema_factor(5, 40000, 0.3) == 0.3
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_running_V_follows_training_and_is_used_in_eval(path):
+    _, layer = make(3, 4, 3, 1, 1, path=path, ema_horizon=4)
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
+    grid = layer.grid(6, 6)
+    layer.train()
+    layer(x)
+    assert int(layer.num_steps) == 1
+    torch.testing.assert_close(layer.running_V, onesided_to_full(layer.current_V(grid), grid[1]), rtol=1e-8, atol=0)
+    expected = layer.running_V.clone()
+    for step in range(2, 7):  # change the weights between forwards and follow the EMA by hand
+        with torch.no_grad():
+            layer.weight.add_(0.3 * torch.randn_like(layer.weight))
+        layer(x)
+        f = ema_factor(step, 4, None)
+        expected = f * onesided_to_full(layer.current_V(grid), grid[1]) + (1 - f) * expected
+    torch.testing.assert_close(layer.running_V, expected, rtol=1e-10, atol=0)
+    layer.eval()
+    with torch.no_grad():
+        out = layer(x)
+        eval_z, _ = layer.normalize(x, expected[..., : grid[1] // 2 + 1])
+        assert int(layer.num_steps) == 6  # eval forwards do not advance the counter
+    torch.testing.assert_close(out, layer._affine(eval_z), rtol=0, atol=1e-12)
+    train_z, _ = layer.normalize(x)
+    assert not torch.allclose(eval_z, train_z, atol=1e-6)
+
+
+def test_eval_before_any_training_uses_current_weights():
+    _, layer = make(3, 4, 3, 1, 1)
+    layer.eval()
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
+    torch.testing.assert_close(layer(x), layer._affine(layer.normalize(x)[0]))
+    assert layer.running_V.numel() == 0
+
+
+def test_eval_at_another_resolution_resamples_running_V():
+    _, layer = make(3, 4, 3, 1, 1)
+    layer(torch.randn(2, 3, 8, 8, dtype=torch.float64))  # running_V on the 10 x 10 grid
+    layer.eval()
+    x = torch.randn(2, 3, 18, 18, dtype=torch.float64)  # 20 x 20 grid: every other frequency is a trained one
+    grid = layer.grid(18, 18)
+    v = resample_frequency_response(layer.running_V, grid)
+    torch.testing.assert_close(v[:, ::2, ::2], layer.running_V, rtol=0, atol=1e-12)
+    torch.testing.assert_close(v, v[:, (-torch.arange(20)) % 20][:, :, (-torch.arange(20)) % 20])  # V(-f) = V(f)
+    out = layer(x)
+    torch.testing.assert_close(out, layer._affine(layer.normalize(x, v[..., : grid[1] // 2 + 1])[0]))
+    # with unchanged weights the resampled V is close to the exact one at the new resolution
+    exact = layer._affine(layer.normalize(x)[0])
+    assert ((out - exact).norm() / exact.norm()).item() < 0.1
+
+
+# 11 ------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, (1, 3), (4, 1)])
+def test_affine_kernel_keeps_spatial_size(k):
+    _, layer = make(3, 4, k, affine=True)
+    x = torch.randn(2, 3, 9, 8, dtype=torch.float64)
+    assert layer(x).shape[-2:] == layer.normalize(x)[0].shape[-2:]
+
+
+# 12 ------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_zero_kernel_gives_finite_output(path, dtype):
+    _, layer = make(3, 4, 3, 1, 1, path=path, dtype=dtype, affine=False)
+    with torch.no_grad():
+        layer.weight[1] = 0
+    x = torch.randn(2, 3, 6, 6, dtype=dtype, requires_grad=True)
+    out = layer(x)
+    assert torch.isfinite(out).all() and out[:, 1].abs().max() == 0
+    out.sum().backward()
+    assert torch.isfinite(layer.weight.grad).all() and torch.isfinite(x.grad).all()
+    assert torch.isfinite(layer.running_V).all()
+
+
+# 13 ------------------------------------------------------------------------------------------------------------
+def test_convnorm_lowers_the_spectral_norm_of_kaiming_convs():
+    raw, normalized = [], []
+    for seed in range(4):
+        torch.manual_seed(seed)
+        conv = torch.nn.Conv2d(64, 64, 3, padding=1, bias=False)
+        torch.nn.init.kaiming_normal_(conv.weight)
+        raw.append(conv_spectral_norm(conv.weight, (18, 18)))
+        normalized.append(convnorm_spectral_norm(ConvNorm2d.from_conv(conv, affine=False), (16, 16)))
+    assert all(n < r for n, r in zip(normalized, raw))
+    assert 1.8 < sum(normalized) / 4 < 2.2 and 2.7 < sum(raw) / 4 < 3.1
+
+
+# fast path == reference path ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 2e-4)])
+@pytest.mark.parametrize("seed", range(6))
+def test_fast_path_matches_reference_outputs_and_gradients(dtype, tol, seed):
+    gen = torch.Generator().manual_seed(seed)
+
+    def pick(options):
+        return options[torch.randint(len(options), (1,), generator=gen).item()]
+
+    k = pick([1, 2, 3, 4, 5, (1, 3), (3, 2)])
+    kh, kw = (k, k) if isinstance(k, int) else k
+    padding = (pick(range(kh)), pick(range(kw)))
+    stride, groups, dilation = pick([1, 2, (2, 1)]), pick([1, 2]), pick([1, 1, 2])
+    c_in, c_out = 2 * pick([1, 2, 3]), 2 * pick([1, 2])
+    size = (pick([5, 8, 9]) + 4, pick([6, 7]) + 4)
+    torch.manual_seed(seed)
+    conv = torch.nn.Conv2d(
+        c_in, c_out, k, stride=stride, padding=tuple(d * p for d, p in zip((dilation,) * 2, padding)),
+        dilation=dilation, groups=groups, bias=bool(seed % 2),
+    ).to(dtype)
+    layers = [ConvNorm2d.from_conv(conv, path=p).to(dtype) for p in PATHS]
+    layers[1].load_state_dict(layers[0].state_dict())
+    x = torch.randn(3, c_in, *size, dtype=dtype)
+    target = torch.randn_like(layers[0](x))
+    results = []
+    for layer in layers:
+        xi = x.clone().requires_grad_()
+        out = layer(xi)
+        (out * target).sum().backward()
+        results.append((out, xi.grad, layer.weight.grad, layer.affine_weight.grad))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol * b.abs().max().item())
+
+
+# dilation ---------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", PATHS)
+def test_dilation_is_the_conv_with_a_dilated_kernel(path):
+    conv = torch.nn.Conv2d(3, 4, 3, padding=2, dilation=2, bias=False).double()
+    layer = ConvNorm2d.from_conv(conv, path=path).double()
+    x = torch.randn(2, 3, 9, 9, dtype=torch.float64)
+    ones = torch.ones_like(layer.current_V(layer.grid(9, 9)))
+    torch.testing.assert_close(layer.normalize(x, ones)[0], conv(x), rtol=0, atol=1e-12)
+    assert layer.grid(9, 9) == (13, 13)
+
+
+# state --------------------------------------------------------------------------------------------------------------
+def test_state_dict_round_trip_continues_identically(tmp_path):
+    _, layer = make(3, 4, 4, 2, 1, dtype=torch.float32, ema_horizon=10)
+    opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+    xs = [torch.randn(2, 3, 8, 8) for _ in range(6)]
+
+    def step(layer, opt, x):
+        opt.zero_grad()
+        layer(x).square().mean().backward()
+        opt.step()
+
+    for x in xs[:3]:
+        step(layer, opt, x)
+    torch.save({"layer": layer.state_dict(), "opt": opt.state_dict()}, tmp_path / "ckpt.pt")
+    fresh = ConvNorm2d(3, 4, 4, stride=2, padding=1, ema_horizon=10)
+    fresh_opt = torch.optim.SGD(fresh.parameters(), lr=0.1)
+    saved = torch.load(tmp_path / "ckpt.pt")
+    fresh.load_state_dict(saved["layer"])
+    fresh_opt.load_state_dict(saved["opt"])
+    assert int(fresh.num_steps) == 3 and fresh.running_V.shape == layer.running_V.shape
+    for x in xs[3:]:
+        step(layer, opt, x)
+        step(fresh, fresh_opt, x)
+    for (name, a), b in zip(layer.state_dict().items(), fresh.state_dict().values()):
+        assert torch.equal(a, b), name
+    layer.eval(), fresh.eval()
+    assert torch.equal(layer(xs[0]), fresh(xs[0]))
+
+
+# mixed precision ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", PATHS)
+def test_autocast_runs_fourier_work_in_float32_and_returns_autocast_dtype(path):
+    _, layer = make(3, 4, 4, 2, 1, dtype=torch.float32, path=path)
+    x = torch.randn(2, 3, 8, 8)
+    expected = layer(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), expected, rtol=1e-2, atol=1e-2)
+    out.float().sum().backward()
+    assert layer.weight.grad.dtype == torch.float32 and torch.isfinite(layer.weight.grad).all()
+
+
+# argument errors ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"padding_mode": "reflect"}, "padding_mode"),
+        ({"padding": 3}, "padding"),
+        ({"groups": 2, "in_channels": 3}, "divisible"),
+        ({"path": "dense"}, "path"),
+        ({"momentum": 1.5}, "momentum"),
+        ({"kernel_size": (3, 3, 3)}, "kernel_size"),
+    ],
+)
+def test_refused_arguments_raise_clear_errors(kwargs, match):
+    args = {"in_channels": 4, "out_channels": 4, "kernel_size": 3} | kwargs
+    with pytest.raises(ValueError, match=match):
+        ConvNorm2d(**args)
+
+
+def test_from_conv_takes_over_weight_bias_and_settings():
+    conv = torch.nn.Conv2d(4, 6, (3, 1), stride=(2, 1), padding=(1, 0), groups=2, bias=True)
+    layer = ConvNorm2d.from_conv(conv)
+    assert torch.equal(layer.weight, conv.weight) and torch.equal(layer.bias, conv.bias)
+    assert (layer.kernel_size, layer.stride, layer.padding, layer.groups) == ((3, 1), (2, 1), (1, 0), 2)
+    with pytest.raises(ValueError, match="padding='same'"):
+        ConvNorm2d.from_conv(torch.nn.Conv2d(4, 4, 3, padding="same"))
+
+
+def test_wrong_input_channels_is_a_clear_error():
+    layer = ConvNorm2d(3, 4, 3)
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        layer(torch.randn(2, 5, 8, 8))
+
+
+def test_preconditioner_matches_fast_path_V():
+    _, layer = make(6, 4, 4, 2, 1, affine=False)
+    x = torch.randn(2, 6, 8, 9, dtype=torch.float64)
+    _, v_fast = layer.normalize(x)
+    torch.testing.assert_close(v_fast, preconditioner(layer.weight, layer.grid(8, 9), layer.eps), rtol=1e-10, atol=0)
