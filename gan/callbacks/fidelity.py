@@ -28,7 +28,7 @@ class FidelityCallback(pl.Callback):
         feature_extractor: a torch-fidelity registered extractor (tests register a tiny one).
         seed: noise seed of the generated set (the same z at every evaluation, so curves are comparable).
         ema: score the EMA generator when the module has one.
-        dirpath: where ``best_fid.ckpt`` goes (None: the checkpoint callback's folder, else ``<root>/ckpt``).
+        dirpath: where ``best_fid.ckpt`` goes (None: the checkpoint callback's folder, else ``<run>/ckpt``).
     """
 
     def __init__(
@@ -120,8 +120,8 @@ class FidelityCallback(pl.Callback):
     def best_path(self, trainer: pl.Trainer) -> Path:
         if self.dirpath:
             return Path(self.dirpath) / "best_fid.ckpt"
-        for callback in trainer.callbacks:
-            if callback is not self and getattr(callback, "dirpath", None):
+        for callback in trainer.callbacks:  # beside the checkpoints (GStepCheckpoint, ModelCheckpoint)
+            if "checkpoint" in type(callback).__name__.lower() and getattr(callback, "dirpath", None):
                 return Path(callback.dirpath) / "best_fid.ckpt"
         return Path(trainer.default_root_dir) / "ckpt" / "best_fid.ckpt"
 

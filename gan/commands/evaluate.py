@@ -140,7 +140,8 @@ def main(argv: list[str]) -> int:
         weights=weights or "default", feature_extractor=args.feature_extractor, seed=args.seed,
         kid_subset_size=args.kid_subset_size, batch_size=args.batch_size, device=device,
     )
-    result = {**source, **result, "protocol": {"name": args.protocol, **result["protocol"]}, "skipped": skipped}
+    name = "custom" if args.num_fake or args.num_real else args.protocol  # counts overridden: say so
+    result = {**source, **result, "protocol": {"name": name, **result["protocol"]}, "skipped": skipped}
     out = Path(args.json) if args.json else (
         Path(args.checkpoint).with_suffix(".eval.json") if args.checkpoint
         else Path(args.folder.rstrip("/") + ".eval.json"))
