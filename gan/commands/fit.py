@@ -8,6 +8,7 @@ that already holds checkpoints is refused, so a finished run is never overwritte
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +94,9 @@ class GANCLI(LightningCLI):
 
 
 def main(argv: list[str]) -> int:
+    # `gan fit` passes its own argv on purpose, and the dataloader_iter step is how n_dis fresh batches are drawn
+    for message in ("LightningCLI's args parameter", "You are using the `dataloader_iter`", "Found `dataloader_iter`"):
+        warnings.filterwarnings("ignore", message=message)
     cli = GANCLI(
         GAN, GANDataModule, args=argv, run=False, save_config_callback=None, auto_configure_optimizers=False,
         trainer_defaults=dict(TRAINER_DEFAULTS), seed_everything_default=0,
