@@ -396,13 +396,13 @@ def folder_fingerprint(folder: Path) -> str:
 
 
 def gaussian_statistics(features: Tensor) -> dict[str, Tensor]:
-    """Mean, covariance and its PSD square root (float64): what an FID against this set needs."""
+    """Mean, covariance trace and the covariance's PSD square root (float64): all an FID against this set
+    needs (the covariance itself is ``sqrt_sigma @ sqrt_sigma``)."""
     x = features.double()
-    mu = x.mean(0)
     sigma = torch.cov(x.T).reshape(x.shape[1], x.shape[1])
     w, v = torch.linalg.eigh(sigma)
     sqrt_sigma = (v * w.clamp_min(0).sqrt()) @ v.T
-    return {"mu": mu, "sigma": sigma, "sqrt_sigma": sqrt_sigma}
+    return {"mu": x.mean(0), "trace_sigma": torch.trace(sigma), "sqrt_sigma": sqrt_sigma}
 
 
 def frechet_distance(features: Tensor, reference: dict[str, Tensor]) -> float:
@@ -425,7 +425,7 @@ def frechet_distance(features: Tensor, reference: dict[str, Tensor]) -> float:
         tr_covmean = torch.linalg.eigvalsh(y.T @ y).clamp_min(0).sqrt().sum()
     diff = mu - reference["mu"].to(x.device)
     tr_fake = xc.pow(2).sum() / (n - 1)
-    return float(diff @ diff + torch.trace(reference["sigma"]).to(x.device) + tr_fake - 2 * tr_covmean)
+    return float(diff @ diff + reference["trace_sigma"].to(x.device) + tr_fake - 2 * tr_covmean)
 
 
 def reference_statistics(reference: Reference, extractor: nn.Module, layer: str, weights_id: str, *,

@@ -1,0 +1,125 @@
+"""``gan bench fid``: with cached reference statistics an evaluation should cost only the generated images'
+features. Times, in one process and interleaved, (a) torch-fidelity extracting those features, (b)
+torch-fidelity's ``calculate_metrics`` with its own cache of the reference statistics, and (c)
+``gan.metrics.compute_metrics``; the target is (c) <= 1.05 x (a)."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import torch_fidelity
+from torch.utils.data import Dataset
+from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_generative_model
+
+from gan.bench import device_description, markdown_table, median_seconds
+from gan.metrics import (
+    INCEPTION,
+    GeneratorAdapter,
+    InceptionWeights,
+    Reference,
+    UInt8Images,
+    _skeleton_state_dict,
+    compute_metrics,
+    resolve_weights,
+)
+from gan.models import build_generator
+
+TARGET = 1.05
+
+
+class NoiseImages(Dataset):
+    """Smooth random images in [-1, 1]: a reference set that needs no download (timing does not care)."""
+
+    def __init__(self, n: int, size: int, channels: int) -> None:
+        g = torch.Generator().manual_seed(0)
+        low = torch.randn(n, channels, 4, 4, generator=g)
+        self.images = torch.tanh(2 * F.interpolate(low, size=(size, size), mode="bilinear"))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images[i]
+
+
+def weights_for_timing(spec: str, folder: Path) -> InceptionWeights:
+    """``random``: an untrained Inception of the same shape (same cost, no file to fetch: GPU machines
+    without network); anything else goes through :func:`gan.metrics.resolve_weights`."""
+    if spec != "random":
+        return resolve_weights(spec)
+    path = folder / "inception-random.pth"
+    torch.save(_skeleton_state_dict(), path)
+    return InceptionWeights("random", str(path), "random-init (timing only)", True)
+
+
+def main(argv: list[str]) -> int:
+    cuda = torch.cuda.is_available()
+    p = argparse.ArgumentParser(prog="gan bench fid", description=__doc__)
+    p.add_argument("--num-fake", type=int, default=5000 if cuda else 128, help="generated images per evaluation")
+    p.add_argument("--num-real", type=int, default=2048 if cuda else 256, help="reference images (cached once)")
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--arch", default="cnn", help="generator architecture (cnn, resnet)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=3, help="interleaved timed rounds (median reported)")
+    p.add_argument("--inception-weights", default="offline", help="offline, default, random or a file")
+    p.add_argument("--json", help="also write the numbers here")
+    args = p.parse_args(argv)
+
+    device = torch.device("cuda" if cuda else "cpu")
+    generator = build_generator(args.arch, args.image_size, 3).to(device).eval()
+    adapter = GeneratorAdapter(generator, 128)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(tmp)
+        weights = weights_for_timing(args.inception_weights, cache)
+        real = NoiseImages(args.num_real, args.image_size, 3)
+        reference = Reference("bench-noise", lambda: UInt8Images(real), args.image_size)
+        common = {"batch_size": args.batch_size, "cuda": cuda, "verbose": False}
+
+        def tf_features() -> None:
+            extractor = create_feature_extractor(INCEPTION, ["2048"], feature_extractor_weights_path=weights.path,
+                                                 **common)
+            get_featuresdict_from_generative_model(adapter, extractor, args.num_fake, args.batch_size, cuda, 2020,
+                                                   False)
+
+        def tf_metrics() -> None:
+            torch_fidelity.calculate_metrics(
+                input1=adapter, input2=UInt8Images(real), input2_cache_name="gan-bench-noise", fid=True,
+                input1_model_num_samples=args.num_fake, cache_root=str(cache / "tf"), save_cpu_ram=not cuda,
+                feature_extractor_weights_path=weights.path, **common,
+            )
+
+        def ours() -> None:
+            compute_metrics(adapter, reference, num_fake=args.num_fake, weights=weights, batch_size=args.batch_size,
+                            device=device, cache=cache, verbose=False)
+
+        cases = {"torch-fidelity: features of the generated images": tf_features,
+                 "torch-fidelity calculate_metrics, reference cached": tf_metrics,
+                 "gan compute_metrics, reference cached": ours}
+        for fn in cases.values():  # warm-up: fills both reference caches, loads weights into the page cache
+            fn()
+        times: dict[str, list[float]] = {name: [] for name in cases}
+        for r in range(args.repeats):  # interleaved, rotating order: drift on a shared machine hits all alike
+            names = list(cases)[r % len(cases):] + list(cases)[: r % len(cases)]
+            for name in names:
+                times[name].append(median_seconds(cases[name], repeats=1, warmup=0))
+    med = {name: statistics.median(t) for name, t in times.items()}
+    base = med["torch-fidelity: features of the generated images"]
+    rows = [[name, f"{t:.2f}", f"{args.num_fake / t:.1f}", f"{t / base:.3f}"] for name, t in med.items()]
+    print(f"FID evaluation, {args.num_fake} generated {args.image_size}px images ({args.arch} G), reference "
+          f"statistics cached; Inception weights: {weights.kind}; {device_description()}; median of "
+          f"{args.repeats} interleaved rounds\n")
+    print(markdown_table(["what", "seconds", "images/s", "x torch-fidelity features"], rows))
+    ratio = med["gan compute_metrics, reference cached"] / base
+    print(f"\ngan evaluation / torch-fidelity feature extraction = {ratio:.3f} "
+          f"({'within' if ratio <= TARGET else 'ABOVE'} the {TARGET}x target)")
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps({"seconds": med, "ratio": ratio, "num_fake": args.num_fake,
+                                               "device": device_description(), "weights": weights.kind}, indent=1))
+    return 0
