@@ -79,7 +79,8 @@ class GANCLI(LightningCLI):
         run = cfg.run
         self.sample_grid = SampleGrid(self.run_dir / "samples", run.sample_every, run.sample_num, cfg.model.seed)
         self.checkpoint = GStepCheckpoint(self.run_dir / "ckpt", cfg.run.ckpt_every)
-        self.trainer_defaults["callbacks"] = [GStepProgressBar(), self.sample_grid, self.checkpoint]
+        bar = [GStepProgressBar()] if cfg.trainer.enable_progress_bar is not False else []
+        self.trainer_defaults["callbacks"] = [*bar, self.sample_grid, self.checkpoint]
         self._save_config()
 
     @rank_zero_only

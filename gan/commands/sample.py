@@ -36,11 +36,11 @@ def main(argv: list[str]) -> int:
     if args.ema and model.generator_ema is None:
         raise UserError(f"--ema: {args.ckpt} was trained without model.ema; drop --ema to use its generator")
     out = Path(args.out or ("samples" if args.folder else "samples.png"))
-    noise = torch.Generator().manual_seed(args.seed)
-    batches = [min(args.batch_size, args.num - i) for i in range(0, args.num, args.batch_size)]
+    z_all = model.sample_z(args.num, torch.Generator().manual_seed(args.seed))  # drawn at once: batch-size-free
     images, index = [], 0
-    for n in track(batches, description=f"sampling {args.num}", disable=len(batches) < 2):
-        x = model.generate(model.sample_z(n, noise), ema=args.ema).cpu()
+    batches = z_all.split(args.batch_size)
+    for z in track(batches, description=f"sampling {args.num}", disable=len(batches) < 2):
+        x = model.generate(z, ema=args.ema).cpu()
         if not args.folder:
             images.append(x)
             continue

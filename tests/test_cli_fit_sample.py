@@ -1,0 +1,86 @@
+"""`gan fit` run layout and refusals, `gan sample` grid / folder / errors, all through the `gan` entry point."""
+
+import csv
+
+import pytest
+import yaml
+from PIL import Image
+
+from gan.cli import main
+
+CONFIG = {
+    "model": {"arch": "cnn", "z_dim": 8, "g_width": 4, "d_width": 4, "norm": "convnorm", "n_dis": 1,
+              "max_g_steps": 3, "ema": True, "log_every_n_g_steps": 1},
+    "data": {"name": "synthetic", "image_size": 16, "channels": 3, "batch_size": 4, "num_workers": 0,
+             "num_samples": 16},
+    "run": {"sample_every": 2, "ckpt_every": 2, "sample_num": 9},
+    "trainer": {"accelerator": "cpu", "enable_model_summary": False, "enable_progress_bar": False},
+}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    config = out / "tiny.yaml"
+    config.write_text(yaml.safe_dump({**CONFIG, "run": {**CONFIG["run"], "out_dir": str(out)}}))
+    assert main(["fit", "--config", str(config), "--model.norm", "spectral"]) == 0
+    return config, out / "synthetic-cnn-spectral"
+
+
+def test_fit_writes_the_run_layout(run, capsys):
+    _, run_dir = run
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["model"]["norm"] == "spectral"
+    assert {p.name for p in (run_dir / "ckpt").iterdir()} == {"g0000002.ckpt", "last.ckpt"}
+    assert {p.name for p in (run_dir / "samples").iterdir()} == {"g0000002.png", "g0000003.png"}
+    assert Image.open(run_dir / "samples" / "g0000003.png").size == (3 * 16 + 4 * 2, 3 * 16 + 4 * 2)
+    rows = list(csv.DictReader(open(run_dir / "logs" / "metrics.csv")))
+    assert [r["g_step"] for r in rows] == ["1", "2", "3"]
+    assert any(p.name.startswith("events.out.tfevents") for p in (run_dir / "logs").iterdir())
+
+
+def test_fit_refuses_to_overwrite_a_run_and_explains(run, capsys):
+    config, run_dir = run
+    before = (run_dir / "ckpt" / "last.ckpt").read_bytes()
+    assert main(["fit", "--config", str(config), "--model.norm", "spectral"]) == 2
+    assert "--ckpt_path" in capsys.readouterr().err
+    assert (run_dir / "ckpt" / "last.ckpt").read_bytes() == before
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--model.norm", "weight"], "norm='weight' is not a discriminator normalization"),
+    (["--data.name", "cifar11"], "data.name='cifar11' is unknown"),
+    (["--ckpt_path", "nowhere.ckpt"], "checkpoint 'nowhere.ckpt' does not exist"),
+])
+def test_fit_bad_input_is_one_line(run, capsys, args, message):
+    config, _ = run
+    assert main(["fit", "--config", str(config), "--run.name", "bad", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_print_config(run, capsys):
+    config, _ = run
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(config), "--print_config"])
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["arch"] == "cnn" and printed["run"]["ckpt_every"] == 2
+
+
+def test_sample_grid_and_folder(run, tmp_path, capsys):
+    _, run_dir = run
+    ckpt = str(run_dir / "ckpt" / "last.ckpt")
+    assert main(["sample", ckpt, "--num", "4", "--out", str(tmp_path / "grid.png"), "--ema", "--seed", "1"]) == 0
+    assert Image.open(tmp_path / "grid.png").size == (2 * 16 + 3 * 2, 2 * 16 + 3 * 2)
+    assert main(["sample", ckpt, "--num", "5", "--folder", "--out", str(tmp_path / "imgs"), "--batch-size", "2"]) == 0
+    files = sorted(p.name for p in (tmp_path / "imgs").iterdir())
+    assert files == [f"{i:06d}.png" for i in range(5)]
+    assert Image.open(tmp_path / "imgs" / files[0]).size == (16, 16)
+    assert main(["sample", ckpt, "--num", "5", "--folder", "--out", str(tmp_path / "again"), "--batch-size", "5"]) == 0
+    assert (tmp_path / "again" / "000004.png").read_bytes() == (tmp_path / "imgs" / "000004.png").read_bytes()
+
+
+def test_sample_bad_checkpoint(tmp_path, capsys):
+    bad = tmp_path / "broken.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["sample", str(bad)]) == 2
+    assert "is unreadable" in capsys.readouterr().err

@@ -1,0 +1,66 @@
+"""The LightningModule: exact G-step count, schedules on g_step, EMA, generate(), logging, checkpoint reload."""
+
+import csv
+
+import pytest
+import torch
+from _tiny import fit
+
+from gan.losses import LOSSES
+from gan.module import GAN, load_gan
+
+
+def test_trains_exactly_max_g_steps_with_n_dis_fresh_batches(tmp_path):
+    model, trainer = fit(tmp_path, ema=True, ema_decay=0.5)
+    assert model.g_step == 4
+    assert trainer.global_step == 4 * (2 + 1)  # Lightning counts every optimizer step
+    assert trainer.train_dataloader.consumed == 4 * 2  # each D step drew its own real batch
+    g = dict(model.generator.named_parameters())
+    assert any(not torch.equal(p, g[name]) for name, p in model.generator_ema.named_parameters())
+    opt_g, opt_d = trainer.optimizers
+    assert opt_g.param_groups[0]["lr"] == pytest.approx(2e-4 * (1 - 3 / 4))  # linear decay, set before step 4
+    assert opt_d.param_groups[0]["betas"] == (0.0, 0.9)
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert [int(r["g_step"]) for r in rows] == [1, 2, 3, 4]
+    assert {"loss/d", "loss/g", "d/real", "d/fake", "lr/g", "lr/d", "speed/g_steps_per_s"} <= rows[0].keys()
+    assert all(float(r["speed/g_steps_per_s"]) > 0 for r in rows)
+
+
+def test_generate_uses_ema_in_eval_mode_and_keeps_training_mode():
+    model = GAN(arch="cnn", image_size=8, channels=3, z_dim=8, g_width=4, d_width=4, ema=True)
+    z = model.sample_z(5, torch.Generator().manual_seed(0))
+    assert z.shape == (5, 8)
+    with torch.no_grad():
+        model.generator_ema.linear.weight.add_(1.0)
+    model.train()
+    x, raw = model.generate(z), model.generate(z, ema=False)
+    assert x.shape == (5, 3, 8, 8) and x.abs().max() <= 1 and not torch.equal(x, raw)
+    assert model.generator.training and not x.requires_grad
+    model.generator.eval()
+    torch.testing.assert_close(raw, model.generator(z))
+
+
+@pytest.mark.parametrize("loss", [name for name in LOSSES if name != "hinge"])
+def test_other_losses_train(tmp_path, loss):
+    model, _ = fit(tmp_path, loss=loss, max_g_steps=1, lr_decay=False, norm="none")
+    assert model.g_step == 1
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_checkpoint_reloads_g_step_and_weights(tmp_path):
+    model, _ = fit(tmp_path, max_g_steps=2)
+    loaded = load_gan(tmp_path / "ckpt" / "last.ckpt")
+    assert loaded.g_step == 2 and loaded.hparams.norm == "convnorm+spectral"
+    z = torch.randn(3, 8)
+    torch.testing.assert_close(loaded.generate(z), model.generate(z))
+    reloaded = GAN.load_from_checkpoint(tmp_path / "ckpt" / "g0000002.ckpt", map_location="cpu")
+    assert reloaded.g_step == 2
+    d, d2 = model.discriminator.eval(), reloaded.discriminator.eval()
+    x = torch.rand(2, 1, 8, 8)
+    torch.testing.assert_close(d(x), d2(x))  # ConvNorm's running_V and SN's u, v came back too
+
+
+def test_resuming_a_finished_run_takes_no_step(tmp_path):
+    fit(tmp_path, max_g_steps=2)
+    model, trainer = fit(tmp_path / "again", ckpt_path=tmp_path / "ckpt" / "last.ckpt", max_g_steps=2)
+    assert model.g_step == 2 and trainer.global_step == 6
