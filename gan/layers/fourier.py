@@ -15,6 +15,7 @@ import functools
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -74,63 +75,59 @@ def _dft_plan(
     stride: tuple[int, int],
     dtype: torch.dtype,
     device: torch.device,
-) -> dict[str, Tensor]:
-    """Real DFT matrices for one layer geometry (input size, kernel, padding, stride).
+) -> dict[str, tuple[Tensor, ...]]:
+    """(real, imaginary) DFT matrices for one layer geometry (input size, kernel, padding, stride).
 
-    Forward transforms of the input (along W one-sided, along H full, complex as [re, im] blocks), of the
-    flipped kernel, and inverse transforms evaluated only at the output positions that survive the crop and
-    the stride, so a strided layer never computes the outputs it would throw away.
+    Forward transforms of the input and of the flipped kernel (one-sided along W, full along H), and inverse
+    transforms evaluated only at the output positions that survive the crop and the stride, so a strided layer
+    never computes the outputs it would throw away.
     """
     (h, w), (kh, kw) = size, kernel
     nh, nw = h + kh - 1, w + kw - 1
     nf = nw // 2 + 1
     rows = torch.arange(kh - 1 - padding[0], nh - (kh - 1 - padding[0]), stride[0], dtype=torch.float64)
     cols = torch.arange(kw - 1 - padding[1], nw - (kw - 1 - padding[1]), stride[1], dtype=torch.float64)
-    freq_h = torch.arange(nh, dtype=torch.float64)
-    freq_w = torch.arange(nf, dtype=torch.float64)
 
-    def angle(pos: Tensor, freq: Tensor, n: int) -> Tensor:  # 2 pi (pos * freq mod n) / n, exact in float64
-        return 2 * math.pi * torch.remainder(pos[:, None] * freq[None, :], n) / n
+    def forward(freqs: int, positions: Tensor, n: int) -> tuple[Tensor, Tensor]:  # e^{-2 pi i f t / n}
+        angle = 2 * math.pi * torch.remainder(torch.arange(freqs, dtype=torch.float64)[:, None] * positions, n) / n
+        return angle.cos(), -angle.sin()
 
-    def along_w(pos: Tensor) -> Tensor:  # (len(pos), 2 nf): real signal -> [re | im] of its one-sided DFT
-        a = angle(pos, freq_w, nw)
-        return torch.cat((a.cos(), -a.sin()), dim=1)
+    def inverse(positions: Tensor, freqs: int, n: int) -> tuple[Tensor, Tensor]:  # e^{+2 pi i f t / n} / n
+        angle = 2 * math.pi * torch.remainder(positions[:, None] * torch.arange(freqs, dtype=torch.float64), n) / n
+        return angle.cos() / n, angle.sin() / n
 
-    def along_h(pos: Tensor) -> Tensor:  # (2 nh, 2 len(pos)): complex signal [re; im] -> its full DFT
-        a = angle(freq_h, pos, nh)
-        c, s = a.cos(), a.sin()
-        return torch.cat((torch.cat((c, s), 1), torch.cat((-s, c), 1)), 0)
-
-    a = angle(rows, freq_h, nh)  # inverse along H at the kept rows: [re; im] -> [re; im]
-    inv_h = torch.cat((torch.cat((a.cos(), -a.sin()), 1), torch.cat((a.sin(), a.cos()), 1)), 0) / nh
-    a = angle(freq_w, cols, nw)  # inverse one-sided DFT along W at the kept columns: [re; im] -> real
-    weight = torch.full((nf, 1), 2.0, dtype=torch.float64)
-    weight[0] = 1.0
+    flipped_h = torch.arange(kh - 1, -1, -1, dtype=torch.float64)  # conv2d correlates: transform the flipped kernel
+    flipped_w = torch.arange(kw - 1, -1, -1, dtype=torch.float64)
+    inv_w_re, inv_w_im = inverse(cols, nf, nw)
+    hermitian = torch.full((nf,), 2.0, dtype=torch.float64)  # one-sided inverse: count the mirrored half twice
+    hermitian[0] = 1.0
     if nw % 2 == 0:
-        weight[-1] = 1.0
-    inv_w = torch.cat((weight * a.cos(), -weight * a.sin()), 0) / nw
+        hermitian[-1] = 1.0
     plan = {
-        "x_w": along_w(torch.arange(w, dtype=torch.float64)),
-        "x_h": along_h(torch.arange(h, dtype=torch.float64)),
-        "k_w": along_w(torch.arange(kw - 1, -1, -1, dtype=torch.float64)),
-        "k_h": along_h(torch.arange(kh - 1, -1, -1, dtype=torch.float64)),
-        "inv_h": inv_h,
-        "inv_w": inv_w,
+        "x_w": forward(nf, torch.arange(w, dtype=torch.float64), nw),
+        "x_h": forward(nh, torch.arange(h, dtype=torch.float64), nh),
+        "k_w": forward(nf, flipped_w, nw),
+        "k_h": forward(nh, flipped_h, nh),
+        "inv_h": inverse(rows, nh, nh),
+        "inv_w": (inv_w_re * hermitian, -inv_w_im * hermitian),  # real output: Re(Y) * re - Im(Y) * im
     }
-    return {name: m.to(dtype=dtype, device=device) for name, m in plan.items()}
+    for name in ("x_h", "k_h", "inv_h"):  # complex left factors also carry the sums Gauss's trick needs
+        re, im = plan[name]
+        plan[name] = (re, im, re + im, im - re)
+    return {name: tuple(m.to(dtype=dtype, device=device) for m in ms) for name, ms in plan.items()}
 
 
-def _separable_dft(t: Tensor, along_w: Tensor, along_h: Tensor, groups: int) -> Tensor:
-    """(N, C, H, W) real -> (2, N_h * G * N_f, N, C/G): the one-sided 2-D DFT, frequency-major, [re, im] first.
+def _forward_dft(t: Tensor, along_w: tuple[Tensor, ...], along_h: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
+    """(H, W, M) real -> (re, im) of its 2-D DFT, each (N_h, N_f * M): frequencies first, M carried along."""
+    h = t.shape[0]
+    return _complex_mm(along_h, (along_w[0] @ t).view(h, -1), (along_w[1] @ t).view(h, -1))
 
-    Two real matmuls (W then H); the layout puts the frequencies (and groups) on the batch dimension of the
-    channel product that follows.
-    """
-    n, c, h, _ = t.shape
-    nf, nh = along_w.shape[1] // 2, along_h.shape[0] // 2
-    t = (t @ along_w).view(n, groups, c // groups, h, 2, nf).permute(4, 3, 1, 5, 0, 2)
-    t = along_h @ t.reshape(2 * h, -1)
-    return t.view(2, nh * groups * nf, n, c // groups)
+
+def _complex_mm(matrix: tuple[Tensor, ...], xr: Tensor, xi: Tensor) -> tuple[Tensor, Tensor]:
+    """(A + iB) @ (xr + i xi) with three real matmuls (Gauss's trick); ``matrix`` = (A, B, A + B, B - A)."""
+    a, _, a_plus_b, b_minus_a = matrix
+    t1 = a @ (xr + xi)
+    return t1 - a_plus_b @ xi, t1 + b_minus_a @ xr
 
 
 def _complex_bmm(xr: Tensor, xi: Tensor, wr: Tensor, wi: Tensor) -> tuple[Tensor, Tensor]:
@@ -150,10 +147,10 @@ def _complex_bmm(xr: Tensor, xi: Tensor, wr: Tensor, wi: Tensor) -> tuple[Tensor
     return k1 - k3, k1 + k2
 
 
-def _v_to_spectrum_layout(v: Tensor, groups: int) -> Tensor:
-    """(C_out, N_h, N_f) -> (N_h * G * N_f, 1, C_out / G), the batch order of ``_separable_dft``."""
+def _frequency_major(v: Tensor, groups: int) -> Tensor:
+    """(C_out, N_h, N_f) -> (N_h * N_f * G, 1, C_out / G): the batch layout of the channel product."""
     c_out, nh, nf = v.shape
-    return v.view(groups, c_out // groups, nh, nf).permute(2, 0, 3, 1).reshape(-1, 1, c_out // groups)
+    return v.view(groups, c_out // groups, nh, nf).permute(2, 3, 0, 1).reshape(-1, 1, c_out // groups)
 
 
 def fourier_convnorm(
@@ -169,30 +166,40 @@ def fourier_convnorm(
     """ConvNorm steps 1-4 in the Fourier domain; returns the output and the V used (V of ``weight`` if None).
 
     ``weight`` is the undilated effective kernel (C_out x C_in/G x k_h x k_w); the output has the shape of
-    ``conv2d(x, weight, padding=padding, stride=stride, groups=groups)``.
+    ``conv2d(x, weight, padding=padding, stride=stride, groups=groups)``. Batch and channels ride along as the
+    trailing dimension of every transform; the one transposition each way is a plain (pixels x B*C) one.
     """
-    b, _, h, w = x.shape
+    b, c_in, h, w = x.shape
     c_out, _, kh, kw = weight.shape
+    ci, co = c_in // groups, c_out // groups
+    if (kh, kw) == (1, 1):  # V is constant in frequency: ConvNorm is weight normalisation (only V[:, 0, 0] used)
+        if v is None:
+            energy = weight.detach().square().sum(dim=(1, 2, 3)).view(-1, 1, 1)
+            v = _regularised_rsqrt(energy, energy, eps).expand(c_out, h, w // 2 + 1)
+        scale = v[:, 0, 0]
+        bias = None if bias is None else bias * scale
+        return F.conv2d(x, weight * scale.view(-1, 1, 1, 1), bias, stride=stride, groups=groups), v
     plan = _dft_plan((h, w), (kh, kw), padding, stride, x.dtype, x.device)
     nh, nf = h + kh - 1, (w + kw - 1) // 2 + 1
-    spectrum = _separable_dft(weight.transpose(0, 1), plan["k_w"], plan["k_h"], groups)  # (2, F, Ci/G, Co/G)
+    kernel = weight.view(groups, co, ci, kh, kw).permute(3, 4, 0, 2, 1).reshape(kh, kw, -1)
+    wr, wi = (t.view(-1, ci, co) for t in _forward_dft(kernel, plan["k_w"], plan["k_h"]))  # (N_h N_f G, Ci, Co)
     if v is None:
-        power = torch.linalg.vector_norm(spectrum.detach(), dim=(0, 2)).square()  # (F, Co/G), (N_h, G, N_f) order
-        power = power.view(nh, groups, nf, c_out // groups).permute(1, 3, 0, 2).reshape(c_out, nh, nf)
-        energy = weight.detach().square().sum(dim=(1, 2, 3)).view(-1, 1, 1)
-        v = _regularised_rsqrt(power, energy, eps)
-    v_batched = _v_to_spectrum_layout(v, groups)
-    scale_output = b < weight.shape[1]  # V scales the smaller of the weight spectrum and the output
+        power = (wr.detach().square() + wi.detach().square()).sum(dim=1)  # (N_h N_f G, Co)
+        power = power.view(nh, nf, groups, co).permute(2, 3, 0, 1).reshape(c_out, nh, nf)
+        v = _regularised_rsqrt(power, weight.detach().square().sum(dim=(1, 2, 3)).view(-1, 1, 1), eps)
+    v_batched = _frequency_major(v, groups)
+    scale_output = b < ci  # V scales the smaller of the weight spectrum and the output
     if not scale_output:
-        spectrum = spectrum * v_batched
-    x_hat = _separable_dft(x, plan["x_w"], plan["x_h"], groups)  # (2, F, B, Ci/G)
-    zr, zi = _complex_bmm(*x_hat.unbind(0), *spectrum.unbind(0))  # (F, B, Co/G) each
+        wr, wi = wr * v_batched, wi * v_batched
+    pixels = x.view(b, groups, ci, h, w).permute(3, 4, 1, 0, 2).reshape(h, w, -1)  # (H, W, G B Ci)
+    xr, xi = (t.view(-1, b, ci) for t in _forward_dft(pixels, plan["x_w"], plan["x_h"]))  # (N_h N_f G, B, Ci)
+    zr, zi = _complex_bmm(xr, xi, wr, wi)  # (N_h N_f G, B, Co)
     if scale_output:
         zr, zi = zr * v_batched, zi * v_batched
-    ho = plan["inv_h"].shape[0] // 2
-    z = plan["inv_h"] @ torch.cat((zr, zi), dim=0).view(2 * nh, -1)  # (2 Ho, G N_f B Co/G)
-    z = z.view(2, ho, groups, nf, b, c_out // groups).permute(4, 2, 5, 1, 0, 3).reshape(b, c_out, ho, 2 * nf)
-    z = z @ plan["inv_w"]
+    wre, wim = plan["inv_w"]
+    ho, wo = plan["inv_h"][0].shape[0], wre.shape[0]
+    yr, yi = (t.view(ho, nf, -1) for t in _complex_mm(plan["inv_h"], zr.view(nh, -1), zi.view(nh, -1)))
+    z = (wre @ yr + wim @ yi).view(ho, wo, groups, b, co).permute(3, 2, 4, 0, 1).reshape(b, c_out, ho, wo)
     if bias is not None:  # a constant bias field passes the filter scaled by V's DC response
         z = z + (bias * v[:, 0, 0]).view(1, -1, 1, 1)
     return z, v
