@@ -16,6 +16,7 @@ from torchvision.utils import save_image
 from gan.callbacks.fidelity import FidelityCallback
 from gan.cli import main
 from gan.commands import evaluate
+from gan.errors import UserError
 from gan.metrics import InceptionWeights
 from gan.module import load_gan
 
@@ -144,3 +145,14 @@ def test_callback_on_other_ranks_waits_for_rank_zero_and_saves_the_best(tmp_path
     restored = FidelityCallback(feature_extractor=TINY)
     restored.load_state_dict(callback.state_dict())
     assert (restored.best_fid, restored.best_step, restored.last_step) == (12.5, 10, 10)
+
+
+def test_callback_refuses_inception_score_without_logits_before_training(monkeypatch):
+    import gan.callbacks.fidelity as fidelity
+
+    no_logits = InceptionWeights("offline", "unused", "fid-inception-torchscript:x", False)
+    monkeypatch.setattr(fidelity, "resolve_weights", lambda spec, verbose: no_logits)
+    trainer = SimpleNamespace(is_global_zero=True)
+    with pytest.raises(UserError, match="isc needs Inception weights with a classifier"):
+        FidelityCallback(isc=True, inception_weights="offline").on_fit_start(trainer, None)
+    FidelityCallback(isc=False, inception_weights="offline").on_fit_start(trainer, None)  # FID alone is fine

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from gan.metrics import INCEPTION, GeneratorAdapter, Reference, compute_metrics
+from gan.errors import UserError
+from gan.metrics import INCEPTION, GeneratorAdapter, Reference, compute_metrics, resolve_weights
 
 
 class FidelityCallback(pl.Callback):
@@ -62,6 +63,14 @@ class FidelityCallback(pl.Callback):
         self.best_fid, self.best_step, self.last_step = float("inf"), -1, -1
 
     # ---- schedule -------------------------------------------------------------------------------------------
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Fail now, not hours into training, when the weights cannot be had or cannot give IS."""
+        if trainer.is_global_zero and self.feature_extractor == INCEPTION:
+            weights = resolve_weights(self.weights, verbose=self.verbose)
+            if self.isc and not weights.has_logits:
+                raise UserError(f"FidelityCallback: isc needs Inception weights with a classifier; the "
+                                f"{weights.kind} weights have none: set isc: false or inception_weights: default")
+
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
         step = int(pl_module.g_step)
         if step != self.last_step and step > 0 and (step % self.every == 0 or trainer.should_stop):
