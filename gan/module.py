@@ -187,6 +187,13 @@ class GAN(pl.LightningModule):
         if self._g_step >= h.max_g_steps:
             self.trainer.should_stop = True
 
+    def on_train_batch_end(self, *args) -> None:
+        # DDP broadcasts rank 0's buffers (BN statistics, EMA copies) at the start of each step; doing it again at the
+        # end keeps every rank's state identical at checkpoints and when training stops.
+        if self.trainer.world_size > 1 and torch.distributed.is_initialized():
+            for buffer in self.buffers():
+                torch.distributed.broadcast(buffer, src=0)
+
     @torch.no_grad()
     def _update_ema(self) -> None:
         if self.generator_ema is None:
