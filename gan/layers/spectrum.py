@@ -33,14 +33,18 @@ def conv_spectral_norm(weight: Tensor, grid: tuple[int, int], groups: int = 1) -
     return torch.linalg.matrix_norm(_frequency_matrices(weight, grid, groups), ord=2).max().item()
 
 
-def convnorm_spectral_norm(layer: ConvNorm2d, input_size: tuple[int, int], affine: bool = True) -> float:
+def convnorm_spectral_norm(
+    layer: ConvNorm2d, input_size: tuple[int, int], affine: bool = True, running: bool | None = None
+) -> float:
     """Largest singular value of a ConvNorm2d's operator (steps 1-3, and the affine kernel if ``affine``).
 
-    Uses the V the layer would use now: current weights in train mode, the running average in eval mode.
+    ``running=None`` uses the V the layer would use now (train mode: current weights; eval mode: the running
+    average); True / False force the running average / the current weights.
     """
     grid = layer.grid(*input_size)
+    use_running = (not layer.training) if running is None else running
     with torch.no_grad():
-        v = layer._eval_V(grid)
+        v = layer._eval_V(grid) if use_running and layer.running_V.numel() else None
         if v is None:
             v = layer.current_V(grid)
     scale = onesided_to_full(v, grid[1])  # (C_out, N_h, N_w)
@@ -54,10 +58,11 @@ def convnorm_spectral_norm(layer: ConvNorm2d, input_size: tuple[int, int], affin
 
 
 def layer_spectral_norms(module: nn.Module, input_sizes: dict[str, tuple[int, int]]) -> dict[str, float]:
-    """Spectral norm of every conv in ``module`` whose input size is given (name -> (H, W)).
+    """Spectral norm of every conv in ``module`` whose input size is given (name -> (H, W)), as trained.
 
     Plain and spectrally normalized ``nn.Conv2d`` use their (normalized) weight on the grid H + k - 1; ConvNorm2d
-    uses its full operator.
+    uses its full operator with V of the current weights. Call it with ``module`` in eval mode so that spectral
+    norm's parametrization does not take a power-iteration step.
     """
     norms = {}
     for name, layer in module.named_modules():
@@ -65,7 +70,7 @@ def layer_spectral_norms(module: nn.Module, input_sizes: dict[str, tuple[int, in
             continue
         size = input_sizes[name]
         if isinstance(layer, ConvNorm2d):
-            norms[name] = convnorm_spectral_norm(layer, size)
+            norms[name] = convnorm_spectral_norm(layer, size, running=False)
         elif isinstance(layer, nn.Conv2d):
             weight = dilate_kernel(layer.weight, tuple(layer.dilation))
             grid = (size[0] + weight.shape[2] - 1, size[1] + weight.shape[3] - 1)
