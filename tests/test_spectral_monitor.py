@@ -31,7 +31,8 @@ def test_monitor_logs_every_layer_against_g_step_and_plots(tmp_path, norm):
 
 def test_monitoring_does_not_change_training(tmp_path):
     plain, _ = fit(tmp_path / "a", norm="convnorm+spectral")
-    monitored, _ = fit(tmp_path / "b", callbacks=[SpectralNormMonitor(every_n_g_steps=1, dirpath=tmp_path / "b")], norm="convnorm+spectral")
+    monitor = SpectralNormMonitor(every_n_g_steps=1, dirpath=tmp_path / "b")
+    monitored, _ = fit(tmp_path / "b", callbacks=[monitor], norm="convnorm+spectral")
     for (name, a), b in zip(plain.state_dict().items(), monitored.state_dict().values()):
         assert torch.equal(a, b), name
 
