@@ -118,9 +118,17 @@ def test_compare_tables_and_plots_runs(run: Path, tmp_path: Path, capsys):
                      "protocol": {"num_fake": 5000, "reference": "cifar10/train", "num_real_used": 50000},
                      "weights": {"kind": "default"}}
             f.write(json.dumps(entry) + "\n")
+    evaluated = tmp_path / "evaluated-run"  # trained without the callback, checkpoints scored by gan eval
+    (evaluated / "ckpt").mkdir(parents=True)
+    for step, fid in ((500, 90.0), (1000, 60.0)):
+        entry = {"g_step": step, "metrics": {"fid": fid}, "weights": {"kind": "offline"},
+                 "protocol": {"num_fake": 1000, "reference": "fashion-mnist/test/grey", "num_real_used": 1000}}
+        (evaluated / "ckpt" / f"g{step:07d}.eval.json").write_text(json.dumps(entry))
     plot = tmp_path / "fid.png"
-    assert main(["compare", str(run), str(other), "--plot", str(plot), "--out", str(tmp_path / "t.md")]) == 0
+    runs = [str(run), str(other), str(evaluated)]
+    assert main(["compare", *runs, "--plot", str(plot), "--out", str(tmp_path / "t.md")]) == 0
     out = capsys.readouterr().out
+    assert "| evaluated-run | ? | ? | 1000 | 60.00 (@1000) | 60.00 | - | - | 1000 vs fashion-mnist/test/grey" in out
     assert "| convnorm-run | convnorm | resnet | 300 | 40.00 (@200) | 50.00 | 4.50 (@200) | 4.00 |" in out
     assert "| tiny | spectral | cnn | 4 |" in out
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 5000

@@ -1,4 +1,7 @@
-"""``gan compare RUN_DIR...``: the normalizations side by side, a markdown table and an FID-vs-G-step plot."""
+"""``gan compare RUN_DIR...``: the normalizations side by side, a markdown table and an FID-vs-G-step plot.
+
+FID / IS per G step come from the FID callback (``fidelity.jsonl``, ``eval/*`` columns of metrics.csv) or,
+for runs trained without it, from ``gan eval`` of the run's checkpoints (``ckpt/g*.eval.json``)."""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ class Run:
     arch: str = "?"
     g_steps: int = 0
     curve: dict[int, dict[str, float]] = field(default_factory=dict)  # g_step -> {"fid": ..., "is_mean": ...}
+    # later sources win: metrics.csv, then fidelity.jsonl (or gan eval JSONs), which carry the protocol
     protocol: str = "-"
 
     def best(self, key: str, lower: bool) -> tuple[float, int] | None:
@@ -73,8 +77,11 @@ def read_run(path: Path) -> Run:
                 for key in ("fid", "is_mean"):
                     if row.get(f"eval/{key}"):
                         run.curve.setdefault(step, {})[key] = float(row[f"eval/{key}"])
-    for line in (path / "fidelity.jsonl").read_text().splitlines() if (path / "fidelity.jsonl").is_file() else []:
-        entry = json.loads(line)  # the callback's record, with the protocol of each number
+    jsonl = path / "fidelity.jsonl"  # the callback's records, with the protocol of each number
+    entries = [json.loads(line) for line in jsonl.read_text().splitlines()] if jsonl.is_file() else []
+    if not entries:  # else: `gan eval` results of the run's checkpoints (ckpt/*.eval.json)
+        entries = [e for e in map(json.loads, map(Path.read_text, sorted(path.rglob("*.eval.json")))) if "g_step" in e]
+    for entry in entries:
         run.curve[int(entry["g_step"])] = entry["metrics"]
         run.g_steps = max(run.g_steps, int(entry["g_step"]))
         p, w = entry["protocol"], entry["weights"]
