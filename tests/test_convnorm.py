@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gan.layers.convnorm import ConvNorm2d, ema_factor
-from gan.layers.fourier import onesided_to_full, preconditioner, resample_frequency_response
+from gan.layers.convnorm import ConvNorm2d, _pair, ema_factor
+from gan.layers.fourier import fourier_convnorm, onesided_to_full, preconditioner, resample_frequency_response
 from gan.layers.spectrum import conv_spectral_norm, convnorm_spectral_norm
 
 SPEC_CASES = [(1, 0, 1), (1, 0, 2), (3, 0, 1), (3, 1, 1), (3, 1, 2), (4, 1, 2), (4, 2, 2), (5, 2, 1), (5, 2, 2)]
@@ -177,6 +177,8 @@ def test_batch_independence(path):
 
 # 10 ------------------------------------------------------------------------------------------------------------
 def test_ema_schedule():
+    for t in (1, 7, 20000, 39999, 40000, 50000):  # the on-device form agrees with the Python one
+        assert ema_factor(torch.tensor(t), 40000, None).item() == pytest.approx(ema_factor(t, 40000, None), abs=1e-12)
     assert ema_factor(1, 40000, None) == pytest.approx(1.0, abs=1e-8)
     assert ema_factor(20000, 40000, None) == pytest.approx(0.5)
     assert ema_factor(40000, 40000, None) == 0.01
@@ -397,3 +399,19 @@ def test_preconditioner_matches_fast_path_V():
     x = torch.randn(2, 6, 8, 9, dtype=torch.float64)
     _, v_fast = layer.normalize(x)
     torch.testing.assert_close(v_fast, preconditioner(layer.weight, layer.grid(8, 9), layer.eps), rtol=1e-10, atol=0)
+
+
+# the GPU backend (cuFFT + complex matmul) computes the same operator; CI has no GPU, so check it on the CPU
+@pytest.mark.parametrize("k,p,s,groups", [(3, 1, 1, 1), (4, 1, 2, 1), ((1, 3), (0, 1), (2, 1), 2), (5, 2, 2, 2)])
+def test_fft_backend_matches_dft_backend(k, p, s, groups):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(4, 6, k, stride=s, padding=p, groups=groups, bias=True).double()
+    x = torch.randn(3, 4, 9, 8, dtype=torch.float64, requires_grad=True)
+    results = []
+    for backend in ("dft", "fft"):
+        z, v = fourier_convnorm(
+            x, conv.weight, conv.bias, None, 1e-12, _pair(p, "padding"), _pair(s, "stride"), groups, backend=backend
+        )
+        results.append((z, v, *torch.autograd.grad(z.square().sum(), (x, conv.weight))))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)

@@ -97,7 +97,15 @@ def run(batch: int = 64, repeats: int = 7, device: str = "auto", models: tuple[s
         layers.append({"layer": case.label, "stride": case.stride, "kernel": case.kernel, **t})
         print(f"  {case.label}: conv {t['conv'] * 1e3:.1f} ms, fast x{t['fast'] / t['conv']:.2f}", flush=True)
     whole = {arch: bench_discriminator(arch, batch, repeats, dev) for arch in models}
-    return {"device": device_description(), "batch": batch, "repeats": repeats, "layers": layers, "whole": whole}
+    precision = torch.get_float32_matmul_precision()
+    return {
+        "device": device_description(),
+        "matmul_precision": precision,
+        "batch": batch,
+        "repeats": repeats,
+        "layers": layers,
+        "whole": whole,
+    }
 
 
 def report(result: dict) -> str:
@@ -118,7 +126,11 @@ def report(result: dict) -> str:
             ]
         )
     header = ["layer (fwd+bwd)", "conv ms", "fast ms", "ref ms", "SN ms", "fast/conv", "ref/fast", "SN/conv"]
-    text = [f"Device: {result['device']}; batch {result['batch']}, median of {result['repeats']} round-robin runs", ""]
+    text = [
+        f"Device: {result['device']}; float32 matmul precision {result['matmul_precision']}; batch {result['batch']}, "
+        f"median of {result['repeats']} round-robin runs",
+        "",
+    ]
     text.append(markdown_table(header, rows))
     whole_rows = [
         [
@@ -139,8 +151,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per variant (median reported)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda if available)")
     parser.add_argument("--models", nargs="+", default=["cnn", "resnet"], choices=["cnn", "resnet"])
+    parser.add_argument(
+        "--matmul-precision",
+        default="highest",
+        choices=["highest", "high", "medium"],
+        help="torch.set_float32_matmul_precision (high: TF32 matmuls on recent GPUs, which the fast path uses)",
+    )
     parser.add_argument("--json", help="also write the raw timings to this JSON file")
     args = parser.parse_args(argv)
+    torch.set_float32_matmul_precision(args.matmul_precision)
     result = run(args.batch, args.repeats, args.device, tuple(args.models))
     print(report(result))
     if args.json:

@@ -45,10 +45,16 @@ def dilate_kernel(weight: Tensor, dilation: tuple[int, int]) -> Tensor:
     return out
 
 
-def ema_factor(step: int, horizon: int, momentum: float | None) -> float:
-    """The authors' EMA weight of the newest V: cosine from 1 down to 0.01 over ``horizon`` forwards."""
+def ema_factor(step: int | Tensor, horizon: int, momentum: float | None) -> float | Tensor:
+    """The authors' EMA weight of the newest V: cosine from 1 down to 0.01 over ``horizon`` forwards.
+
+    Accepts the step as a tensor too, so that a training forward never waits on the device for the counter.
+    """
     if momentum is not None:
         return momentum
+    if isinstance(step, Tensor):
+        t = step.clamp(max=horizon).double()
+        return (0.5 * (1.0 + torch.cos(math.pi * t / horizon))).clamp(min=0.01)
     return max(0.5 * (1.0 + math.cos(math.pi * min(step, horizon) / horizon)), 0.01)
 
 
@@ -188,7 +194,7 @@ class ConvNorm2d(nn.Module):
             if self.running_V.numel() == 0:
                 self.running_V.resize_(v.shape).copy_(v)
                 return
-            f = ema_factor(int(self.num_steps), self.ema_horizon, self.momentum)
+            f = ema_factor(self.num_steps, self.ema_horizon, self.momentum)
             old = resample_frequency_response(self.running_V, grid)
             self.running_V.resize_(v.shape).copy_(f * v + (1 - f) * old)
 

@@ -153,32 +153,23 @@ def _frequency_major(v: Tensor, groups: int) -> Tensor:
     return v.view(groups, c_out // groups, nh, nf).permute(2, 3, 0, 1).reshape(-1, 1, c_out // groups)
 
 
-def fourier_convnorm(
+def _dft_product(
     x: Tensor,
     weight: Tensor,
-    bias: Tensor | None,
     v: Tensor | None,
     eps: float,
     padding: tuple[int, int],
     stride: tuple[int, int],
     groups: int,
 ) -> tuple[Tensor, Tensor]:
-    """ConvNorm steps 1-4 in the Fourier domain; returns the output and the V used (V of ``weight`` if None).
+    """The Fourier-domain product with the DFTs as small real matmuls (the CPU backend).
 
-    ``weight`` is the undilated effective kernel (C_out x C_in/G x k_h x k_w); the output has the shape of
-    ``conv2d(x, weight, padding=padding, stride=stride, groups=groups)``. Batch and channels ride along as the
-    trailing dimension of every transform; the one transposition each way is a plain (pixels x B*C) one.
+    Batch and channels ride along as the trailing dimension of every transform, so the one transposition each
+    way is a plain (pixels x B*C) one.
     """
     b, c_in, h, w = x.shape
     c_out, _, kh, kw = weight.shape
     ci, co = c_in // groups, c_out // groups
-    if (kh, kw) == (1, 1):  # V is constant in frequency: ConvNorm is weight normalisation (only V[:, 0, 0] used)
-        if v is None:
-            energy = weight.detach().square().sum(dim=(1, 2, 3)).view(-1, 1, 1)
-            v = _regularised_rsqrt(energy, energy, eps).expand(c_out, h, w // 2 + 1)
-        scale = v[:, 0, 0]
-        bias = None if bias is None else bias * scale
-        return F.conv2d(x, weight * scale.view(-1, 1, 1, 1), bias, stride=stride, groups=groups), v
     plan = _dft_plan((h, w), (kh, kw), padding, stride, x.dtype, x.device)
     nh, nf = h + kh - 1, (w + kw - 1) // 2 + 1
     kernel = weight.view(groups, co, ci, kh, kw).permute(3, 4, 0, 2, 1).reshape(kh, kw, -1)
@@ -186,7 +177,7 @@ def fourier_convnorm(
     if v is None:
         power = (wr.detach().square() + wi.detach().square()).sum(dim=1)  # (N_h N_f G, Co)
         power = power.view(nh, nf, groups, co).permute(2, 3, 0, 1).reshape(c_out, nh, nf)
-        v = _regularised_rsqrt(power, weight.detach().square().sum(dim=(1, 2, 3)).view(-1, 1, 1), eps)
+        v = _regularised_rsqrt(power, _energy(weight), eps)
     v_batched = _frequency_major(v, groups)
     scale_output = b < ci  # V scales the smaller of the weight spectrum and the output
     if not scale_output:
@@ -200,6 +191,70 @@ def fourier_convnorm(
     ho, wo = plan["inv_h"][0].shape[0], wre.shape[0]
     yr, yi = (t.view(ho, nf, -1) for t in _complex_mm(plan["inv_h"], zr.view(nh, -1), zi.view(nh, -1)))
     z = (wre @ yr + wim @ yi).view(ho, wo, groups, b, co).permute(3, 2, 4, 0, 1).reshape(b, c_out, ho, wo)
+    return z, v
+
+
+def _fft_product(
+    x: Tensor,
+    weight: Tensor,
+    v: Tensor | None,
+    eps: float,
+    padding: tuple[int, int],
+    stride: tuple[int, int],
+    groups: int,
+) -> tuple[Tensor, Tensor]:
+    """The same product with FFTs and a complex batched matmul: few, large kernels (the GPU backend)."""
+    b, c_in, h, w = x.shape
+    c_out, _, kh, kw = weight.shape
+    grid = (h + kh - 1, w + kw - 1)
+    w_hat = torch.fft.rfft2(weight.flip(-2, -1), s=grid)  # (Co, Ci/G, N_h, N_f)
+    if v is None:
+        v = _regularised_rsqrt(w_hat.detach().abs().square().sum(dim=1), _energy(weight), eps)
+    w_hat = (w_hat * v.unsqueeze(1)).view(groups, c_out // groups, c_in // groups, -1).permute(0, 3, 1, 2)
+    x_hat = torch.fft.rfft2(x, s=grid).view(b, groups, c_in // groups, -1).permute(1, 3, 2, 0)  # (G, F, Ci, B)
+    z_hat = (w_hat @ x_hat).permute(3, 0, 2, 1).reshape(b, c_out, grid[0], -1)  # (G, F, Co, B) -> (B, Co, N_h, N_f)
+    z = torch.fft.irfft2(z_hat, s=grid)
+    th, tw = kh - 1 - padding[0], kw - 1 - padding[1]
+    return z[..., th : grid[0] - th : stride[0], tw : grid[1] - tw : stride[1]], v
+
+
+def _energy(weight: Tensor) -> Tensor:
+    """||w_c||^2 per output channel, (C_out, 1, 1), detached."""
+    return weight.detach().square().sum(dim=(1, 2, 3)).view(-1, 1, 1)
+
+
+def fourier_convnorm(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    v: Tensor | None,
+    eps: float,
+    padding: tuple[int, int],
+    stride: tuple[int, int],
+    groups: int,
+    backend: str | None = None,
+) -> tuple[Tensor, Tensor]:
+    """ConvNorm steps 1-4 in the Fourier domain; returns the output and the V used (V of ``weight`` if None).
+
+    ``weight`` is the undilated effective kernel (C_out x C_in/G x k_h x k_w); the output has the shape of
+    ``conv2d(x, weight, padding=padding, stride=stride, groups=groups)``. ``backend``: ``"dft"`` (DFTs as real
+    matmuls: fastest on a CPU) or ``"fft"`` (cuFFT and a complex batched matmul: fewest kernels, fastest on a
+    GPU); by default the one that suits ``x``'s device.
+    """
+    b, c_in, h, w = x.shape
+    c_out, _, kh, kw = weight.shape
+    if (kh, kw) == (1, 1):  # V is constant in frequency: ConvNorm is weight normalisation (only V[:, 0, 0] used)
+        if v is None:
+            energy = _energy(weight)
+            v = _regularised_rsqrt(energy, energy, eps).expand(c_out, h, w // 2 + 1)
+        scale = v[:, 0, 0]
+        bias = None if bias is None else bias * scale
+        return F.conv2d(x, weight * scale.view(-1, 1, 1, 1), bias, stride=stride, groups=groups), v
+    backend = backend or ("fft" if x.is_cuda else "dft")
+    if backend not in ("fft", "dft"):
+        raise ValueError(f"fourier_convnorm: backend={backend!r}; choose 'fft', 'dft' or None")
+    product = _fft_product if backend == "fft" else _dft_product
+    z, v = product(x, weight, v, eps, padding, stride, groups)
     if bias is not None:  # a constant bias field passes the filter scaled by V's DC response
         z = z + (bias * v[:, 0, 0]).view(1, -1, 1, 1)
     return z, v
