@@ -210,7 +210,7 @@ class InceptionWeights:
         return asdict(self)
 
 
-def _skeleton_state_dict() -> dict[str, Tensor]:
+def inception_layout() -> dict[str, Tensor]:
     """torch-fidelity's Inception state-dict layout (names, shapes, order) without any weights file."""
 
     class Skeleton(FeatureExtractorInceptionV3):
@@ -236,7 +236,7 @@ def convert_torchscript_inception(source: Path) -> dict[str, Tensor]:
             scripted = torch.jit.load(str(source), map_location="cpu").state_dict()
     except Exception as err:
         raise UserError(f"{source} is not a TorchScript Inception network ({err})") from err
-    out = {k: torch.zeros_like(v) for k, v in _skeleton_state_dict().items()}
+    out = {k: torch.zeros_like(v) for k, v in inception_layout().items()}
     conv_keys = [k for k in out if k.endswith(".conv.weight")]
     src_convs = [k[: -len(".weight")] for k in scripted if k.endswith(".weight")]
     if len(conv_keys) != len(src_convs):

@@ -6,6 +6,7 @@ torch-fidelity's ``calculate_metrics`` with its own cache of the reference stati
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 from pathlib import Path
@@ -23,8 +24,8 @@ from gan.metrics import (
     InceptionWeights,
     Reference,
     UInt8Images,
-    _skeleton_state_dict,
     compute_metrics,
+    inception_layout,
     resolve_weights,
 )
 from gan.models import build_generator
@@ -53,7 +54,7 @@ def weights_for_timing(spec: str, folder: Path) -> InceptionWeights:
     if spec != "random":
         return resolve_weights(spec)
     path = folder / "inception-random.pth"
-    torch.save(_skeleton_state_dict(), path)
+    torch.save(inception_layout(), path)
     return InceptionWeights("random", str(path), "random-init (timing only)", True)
 
 
@@ -118,8 +119,6 @@ def main(argv: list[str]) -> int:
     print(f"\ngan evaluation / torch-fidelity feature extraction = {ratio:.3f} "
           f"({'within' if ratio <= TARGET else 'ABOVE'} the {TARGET}x target)")
     if args.json:
-        import json
-
         Path(args.json).write_text(json.dumps({"seconds": med, "ratio": ratio, "num_fake": args.num_fake,
                                                "device": device_description(), "weights": weights.kind}, indent=1))
     return 0
