@@ -1,6 +1,8 @@
 """`gan fit --ckpt_path` continues exactly: 2k G steps straight == k steps, then resumed to 2k (same weights, EMA,
 optimizer states, ConvNorm/SN buffers), across a data-pass boundary, with LR decay and EMA on."""
 
+import csv
+
 import torch
 import yaml
 
@@ -33,3 +35,13 @@ def test_resumed_run_ends_with_identical_weights(tmp_path):
             assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
     assert a["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [{"consumed": 8}]
     assert (tmp_path / "resumed" / "samples" / "g0000004.png").is_file()
+
+
+def test_resuming_into_the_same_run_keeps_its_earlier_log_rows(tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({**CONFIG, "run": {**CONFIG["run"], "out_dir": str(tmp_path), "name": "run"}}))
+    assert main(["fit", "--config", str(config), "--model.max_g_steps", "2"]) == 0
+    last = tmp_path / "run" / "ckpt" / "last.ckpt"
+    assert main(["fit", "--config", str(config), "--ckpt_path", str(last)]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "run" / "logs" / "metrics.csv")))
+    assert [int(r["g_step"]) for r in rows] == [1, 2, 3, 4]

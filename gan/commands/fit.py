@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
-from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from gan.callbacks import GStepCheckpoint, GStepProgressBar, SampleGrid
 from gan.data import GANDataModule
 from gan.errors import UserError
+from gan.loggers import AppendingCSVLogger
 from gan.models import count_parameters
 from gan.module import GAN, read_checkpoint
 
@@ -90,7 +91,7 @@ class GANCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs):
         loggers = [TensorBoardLogger(self.run_dir, name="logs", version=""),
-                   CSVLogger(self.run_dir, name="logs", version="")]
+                   AppendingCSVLogger(self.run_dir, name="logs", version="")]
         return super().instantiate_trainer(default_root_dir=str(self.run_dir), logger=loggers, **kwargs)
 
 

@@ -1,0 +1,33 @@
+"""A CSV logger that keeps a run's earlier rows: resuming into the same run folder appends to ``metrics.csv``.
+
+Lightning's CSVLogger deletes an existing ``metrics.csv`` when it starts, so a resumed run would lose the log of
+everything before the checkpoint (and nothing written must be lost to a restart).
+"""
+
+from __future__ import annotations
+
+import csv
+
+from lightning_fabric.loggers.logger import rank_zero_experiment
+from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+
+
+class _AppendingWriter(ExperimentWriter):
+    def _check_log_dir_exists(self) -> None:
+        if not self._fs.isfile(self.metrics_file_path):
+            return
+        with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+            self.metrics_keys = sorted(next(csv.reader(file), []))  # later rows extend the existing header
+
+
+class AppendingCSVLogger(CSVLogger):
+    """``CSVLogger`` whose ``metrics.csv`` survives a restart: new rows are appended, the header widened if needed."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
