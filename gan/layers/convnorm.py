@@ -233,10 +233,13 @@ class ConvNorm2d(nn.Module):
         if self.affine_weight is None:
             return z
         kh, kw = self.kernel_size
-        # channels-last: the CPU's depthwise conv runs about 3x faster (forward + backward) in that layout
-        z = F.pad(z, ((kw - 1) // 2, kw // 2, (kh - 1) // 2, kh // 2)).contiguous(memory_format=torch.channels_last)
         weight, bias = self.affine_weight.to(z.dtype), self.affine_bias.to(z.dtype)
-        return F.conv2d(z, weight, bias, groups=self.out_channels)
+        if (kh, kw) == (1, 1):  # a per-channel scale and shift
+            return torch.addcmul(bias.view(1, -1, 1, 1), z, weight.view(1, -1, 1, 1))
+        # channels-last: the CPU's depthwise conv runs about 3x faster (forward + backward) in that layout
+        z = z.contiguous(memory_format=torch.channels_last)
+        out = F.conv2d(z, weight, bias, padding=(kh // 2, kw // 2), groups=self.out_channels)
+        return out[..., 1 - kh % 2 :, 1 - kw % 2 :]  # even k: pad (k-1)//2 before and k//2 after, as 'same' does
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_channels:

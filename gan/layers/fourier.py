@@ -190,8 +190,8 @@ def _dft_product(
     wre, wim = plan["inv_w"]
     ho, wo = plan["inv_h"][0].shape[0], wre.shape[0]
     yr, yi = (t.view(ho, nf, -1) for t in _complex_mm(plan["inv_h"], zr.view(nh, -1), zi.view(nh, -1)))
-    z = (wre @ yr + wim @ yi).view(ho, wo, groups, b, co).permute(3, 2, 4, 0, 1).reshape(b, c_out, ho, wo)
-    return z, v
+    z = (wre @ yr + wim @ yi).view(ho, wo, groups, b, co).permute(3, 0, 1, 2, 4).reshape(b, ho, wo, c_out)
+    return z.permute(0, 3, 1, 2), v  # (B, C_out, Ho, Wo) in channels-last memory, what the affine conv wants
 
 
 def _fft_product(
