@@ -21,7 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gan.layers.fourier import fourier_convnorm, onesided_to_full, preconditioner, resample_frequency_response
+from gan.layers.fourier import (
+    crop_and_stride,
+    fourier_convnorm,
+    onesided_to_full,
+    preconditioner,
+    resample_frequency_response,
+)
 
 IntPair = int | tuple[int, int]
 PATHS = ("fast", "reference")
@@ -175,12 +181,6 @@ class ConvNorm2d(nn.Module):
         kh, kw = self.effective_kernel_size()
         return height + kh - 1, width + kw - 1
 
-    def _crop_and_stride(self, z: Tensor) -> Tensor:
-        (kh, kw), (ph, pw) = self.effective_kernel_size(), self.padding
-        th, tw = kh - 1 - ph, kw - 1 - pw
-        nh, nw = z.shape[-2:]
-        return z[..., th : nh - th : self.stride[0], tw : nw - tw : self.stride[1]]
-
     # ---- preconditioner and its running average ------------------------------------------------------------
     def current_V(self, grid: tuple[int, int]) -> Tensor:
         """V of the current weights on ``grid`` (C_out x N_h x N_w//2+1), detached."""
@@ -227,7 +227,7 @@ class ConvNorm2d(nn.Module):
         kh, kw = weight.shape[-2:]
         y = F.conv2d(x, weight, bias, padding=(kh - 1, kw - 1), groups=self.groups)
         z = torch.fft.irfft2(torch.fft.rfft2(y) * v, s=grid)
-        return self._crop_and_stride(z), v
+        return crop_and_stride(z, (kh, kw), self.padding, self.stride), v
 
     def _affine(self, z: Tensor) -> Tensor:
         if self.affine_weight is None:

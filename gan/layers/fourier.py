@@ -4,9 +4,10 @@ The fast operator computes, for every output channel c and frequency f of the N_
 
     Z_hat[b, c, f] = V[c, f] * sum_c' W_hat[c, c', f] * X_hat[b, c', f]
 
-with the DFTs written as small real matrix products (separable along H and W) rather than FFT calls: the
-grids are tiny (N = H + k - 1 <= ~70), matrix products run at the BLAS's full speed and differentiate cheaply,
-and the inverse transform is evaluated only at the output pixels kept after the crop and the stride.
+On the CPU the DFTs are small real matrix products (separable along H and W) rather than FFT calls: the grids
+are tiny (N = H + k - 1 <= ~70), matrix products run at the BLAS's full speed and differentiate cheaply, and the
+inverse transform is evaluated only at the output pixels kept after the crop and the stride. On a GPU, which is
+launch-bound at these sizes, cuFFT and one complex batched matmul (few, large kernels) win instead.
 """
 
 from __future__ import annotations
@@ -23,10 +24,15 @@ def preconditioner(weight: Tensor, grid: tuple[int, int], eps: float) -> Tensor:
     """V[c, f] = (S[c, f] + eps * mean_f S[c, f])^-1/2, S[c, f] = sum_c' |W_hat[c, c', f]|^2, on the one-sided grid.
 
     Computed with ``torch.fft.rfft2`` of the zero-padded kernel, exactly as the spec writes it (the fast path
-    gets the same numbers from its own DFT matrices, see ``_preconditioner_from_spectrum``).
+    gets the same numbers from the kernel spectrum it computes anyway).
     """
     power = torch.fft.rfft2(weight.detach(), s=grid).abs().square().sum(dim=1)
-    return _regularised_rsqrt(power, weight.detach().square().sum(dim=(1, 2, 3)).view(-1, 1, 1), eps)
+    return _regularised_rsqrt(power, _energy(weight), eps)
+
+
+def _energy(weight: Tensor) -> Tensor:
+    """||w_c||^2 per output channel, (C_out, 1, 1), detached."""
+    return weight.detach().square().sum(dim=(1, 2, 3)).view(-1, 1, 1)
 
 
 def _regularised_rsqrt(power: Tensor, energy: Tensor, eps: float) -> Tensor:
@@ -213,14 +219,14 @@ def _fft_product(
     w_hat = (w_hat * v.unsqueeze(1)).view(groups, c_out // groups, c_in // groups, -1).permute(0, 3, 1, 2)
     x_hat = torch.fft.rfft2(x, s=grid).view(b, groups, c_in // groups, -1).permute(1, 3, 2, 0)  # (G, F, Ci, B)
     z_hat = (w_hat @ x_hat).permute(3, 0, 2, 1).reshape(b, c_out, grid[0], -1)  # (G, F, Co, B) -> (B, Co, N_h, N_f)
-    z = torch.fft.irfft2(z_hat, s=grid)
-    th, tw = kh - 1 - padding[0], kw - 1 - padding[1]
-    return z[..., th : grid[0] - th : stride[0], tw : grid[1] - tw : stride[1]], v
+    return crop_and_stride(torch.fft.irfft2(z_hat, s=grid), (kh, kw), padding, stride), v
 
 
-def _energy(weight: Tensor) -> Tensor:
-    """||w_c||^2 per output channel, (C_out, 1, 1), detached."""
-    return weight.detach().square().sum(dim=(1, 2, 3)).view(-1, 1, 1)
+def crop_and_stride(z: Tensor, kernel: tuple[int, int], padding: tuple[int, int], stride: tuple[int, int]) -> Tensor:
+    """Step 4: from the full-convolution grid keep what conv2d(padding, stride) outputs (crop k-1-p, subsample)."""
+    th, tw = kernel[0] - 1 - padding[0], kernel[1] - 1 - padding[1]
+    nh, nw = z.shape[-2:]
+    return z[..., th : nh - th : stride[0], tw : nw - tw : stride[1]]
 
 
 def fourier_convnorm(
