@@ -22,6 +22,7 @@ function of ``g_step``; Adam states, EMA weights and ConvNorm/SN buffers are in 
 from __future__ import annotations
 
 import copy
+import hashlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,13 @@ from gan.losses import get_loss
 from gan.models import build_discriminator, build_generator
 
 
+def latent_seed(seed: int, rank: int, g_step: int) -> int:
+    """The seed of the latent noise drawn by ``rank`` at G step ``g_step``: a fixed hash of the three numbers
+    (blake2b, not Python's ``hash``, whose values no version promises to keep), so runs replay across versions."""
+    digest = hashlib.blake2b(f"{seed}:{rank}:{g_step}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
 class GAN(pl.LightningModule):
     """Unconditional GAN with an SNGAN training loop.
 
@@ -44,6 +52,9 @@ class GAN(pl.LightningModule):
         arch: "cnn" or "resnet"; image_size, channels: the images G makes and D reads.
         z_dim: latent size; g_width, d_width: model widths (None: the architecture's paper width).
         norm: discriminator normalization, none | spectral | convnorm | convnorm+spectral.
+        convnorm: the ConvNorm variant for the convnorm kinds, e.g. ``{affine_init: identity, bn: false}``
+            (None: ConvNorm2d's defaults, the authors'). With ``bn``, D has batch statistics: the G step then scores
+            its fakes inside a real+fake batch, as the D step does, so D normalizes the same kind of batch in both.
         loss: hinge | non-saturating | wasserstein.
         lr_g, lr_d, betas: Adam settings (SNGAN: 2e-4, (0.0, 0.9)).
         n_dis: D steps per G step, each on a fresh real batch.
@@ -65,6 +76,7 @@ class GAN(pl.LightningModule):
         g_width: int | None = None,
         d_width: int | None = None,
         norm: str = "spectral",
+        convnorm: dict[str, Any] | None = None,
         loss: str = "hinge",
         lr_g: float = 2e-4,
         lr_d: float = 2e-4,
@@ -88,7 +100,8 @@ class GAN(pl.LightningModule):
         self.automatic_optimization = False
         self.z_dim, self.image_size, self.channels = z_dim, image_size, channels
         self.generator = build_generator(arch, image_size, channels, z_dim, g_width)
-        self.discriminator = build_discriminator(arch, image_size, channels, norm, d_width)
+        self.discriminator = build_discriminator(arch, image_size, channels, norm, d_width, convnorm)
+        self._d_batch_stats = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.discriminator.modules())
         self.generator_ema: nn.Module | None = None
         if ema:
             self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
@@ -161,7 +174,7 @@ class GAN(pl.LightningModule):
         for opt, lr in ((opt_g, h.lr_g), (opt_d, h.lr_d)):
             for group in opt.param_groups:
                 group["lr"] = lr * factor
-        self._noise.manual_seed(hash((h.seed, self.global_rank, self._g_step)) & (2**63 - 1))
+        self._noise.manual_seed(latent_seed(h.seed, self.global_rank, self._g_step))
 
         for _ in range(h.n_dis):
             real = self._next_real(dataloader_iter)
@@ -175,8 +188,8 @@ class GAN(pl.LightningModule):
             opt_d.step()
 
         with self.toggled_optimizer(opt_g):  # D's weights need no gradient in the G step
-            g_loss = self.g_loss_fn(self.discriminator(self.generator(self.sample_z(h.g_batch_size or real.shape[0],
-                                                                                      self._noise))))
+            fake = self.generator(self.sample_z(h.g_batch_size or real.shape[0], self._noise))
+            g_loss = self.g_loss_fn(self._score_fakes(fake, real))
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
             opt_g.step()
@@ -186,6 +199,12 @@ class GAN(pl.LightningModule):
             self._log(d_loss, g_loss, d_real, d_fake, factor)
         if self._g_step >= h.max_g_steps:
             self.trainer.should_stop = True
+
+    def _score_fakes(self, fake: Tensor, real: Tensor) -> Tensor:
+        """D's logits of ``fake`` in the G step; a D with batch statistics sees them beside ``real``, as in the D step."""
+        if not self._d_batch_stats:
+            return self.discriminator(fake)
+        return self.discriminator(torch.cat([real, fake]))[real.shape[0]:]
 
     def on_train_batch_end(self, *args) -> None:
         # DDP broadcasts rank 0's buffers (BN statistics, EMA copies) at the start of each step; doing it again at the

@@ -31,6 +31,7 @@ from gan.layers.fourier import (
 
 IntPair = int | tuple[int, int]
 PATHS = ("fast", "reference")
+AFFINE_INITS = ("random", "identity")
 
 
 def _pair(value: IntPair, name: str) -> tuple[int, int]:
@@ -68,7 +69,10 @@ class ConvNorm2d(nn.Module):
     """Drop-in replacement for ``nn.Conv2d`` that applies ConvNorm to the conv's output.
 
     Args read like ``nn.Conv2d``'s. ``affine`` adds the learned depthwise kernel (size ``kernel_size``, with bias,
-    output size kept for every k); ``eps`` is relative to each channel's kernel energy; ``momentum`` fixes the
+    output size kept for every k), initialised as the authors do (``affine_init="random"``: PyTorch's default conv
+    init) or as the identity (``"identity"``: a centred delta and zero bias, so the layer starts as the bare
+    channel-wise isometry); ``bn`` appends a ``BatchNorm2d`` after it, as the authors' module does by default
+    (batch statistics: one sample's output then depends on the rest of its batch); ``eps`` is relative to each channel's kernel energy; ``momentum`` fixes the
     EMA weight of V (default: the authors' cosine schedule over ``ema_horizon`` train forwards); ``path`` picks
     the ``fast`` Fourier-domain product or the authors' dense ``reference`` algorithm.
 
@@ -93,6 +97,8 @@ class ConvNorm2d(nn.Module):
         ema_horizon: int = 40000,
         padding_mode: str = "zeros",
         path: str = "fast",
+        affine_init: str = "random",
+        bn: bool = False,
     ) -> None:
         super().__init__()
         self.kernel_size = _pair(kernel_size, "kernel_size")
@@ -119,11 +125,13 @@ class ConvNorm2d(nn.Module):
                 )
         if path not in PATHS:
             raise ValueError(f"ConvNorm2d: path={path!r}; choose one of {PATHS}")
+        if affine_init not in AFFINE_INITS:
+            raise ValueError(f"ConvNorm2d: affine_init={affine_init!r}; choose one of {AFFINE_INITS}")
         if momentum is not None and not 0.0 < momentum <= 1.0:
             raise ValueError(f"ConvNorm2d: momentum={momentum} must be in (0, 1] or None for the cosine schedule")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.eps, self.momentum, self.ema_horizon, self.path = eps, momentum, ema_horizon, path
-        self.padding_mode = padding_mode
+        self.padding_mode, self.affine_init = padding_mode, affine_init
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         if affine:
@@ -132,12 +140,13 @@ class ConvNorm2d(nn.Module):
         else:
             self.register_parameter("affine_weight", None)
             self.register_parameter("affine_bias", None)
+        self.bn = nn.BatchNorm2d(out_channels) if bn else None
         self.register_buffer("running_V", torch.zeros(out_channels, 0, 0))
         self.register_buffer("num_steps", torch.zeros((), dtype=torch.long))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """PyTorch's default conv init for the weight, bias and affine kernel (as the authors do)."""
+        """PyTorch's default conv init for the weight and bias; the affine kernel as ``affine_init`` says."""
         for weight, bias in ((self.weight, self.bias), (self.affine_weight, self.affine_bias)):
             if weight is None:
                 continue
@@ -145,6 +154,13 @@ class ConvNorm2d(nn.Module):
             if bias is not None:
                 bound = 1 / math.sqrt(weight[0].numel())
                 nn.init.uniform_(bias, -bound, bound)
+        if self.affine_weight is not None and self.affine_init == "identity":
+            kh, kw = self.kernel_size
+            with torch.no_grad():
+                self.affine_weight.zero_()[:, :, (kh - 1) // 2, (kw - 1) // 2] = 1.0  # the tap 'same' padding centres
+                self.affine_bias.zero_()
+        if self.bn is not None:
+            self.bn.reset_parameters()
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2d, **kwargs) -> ConvNorm2d:
@@ -256,6 +272,8 @@ class ConvNorm2d(nn.Module):
             if self.training:
                 self._track(v, grid)
             out = self._affine(z)
+            if self.bn is not None:
+                out = self.bn(out)
         return out.to(out_dtype)
 
     def extra_repr(self) -> str:
@@ -267,4 +285,7 @@ class ConvNorm2d(nn.Module):
             s += f", dilation={self.dilation}"
         if self.groups != 1:
             s += f", groups={self.groups}"
-        return s + f", bias={self.bias is not None}, affine={self.affine_weight is not None}, path={self.path}"
+        s += f", bias={self.bias is not None}, affine={self.affine_weight is not None}"
+        if self.affine_weight is not None and self.affine_init != "random":
+            s += f", affine_init={self.affine_init}"
+        return s + (", bn=True" if self.bn is not None else "") + f", path={self.path}"

@@ -8,6 +8,8 @@ starts from the same weights. ConvNorm is exactly invariant to per-output-channe
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -15,6 +17,20 @@ from gan.errors import UserError
 from gan.layers.convnorm import ConvNorm2d
 
 NORMS = ("none", "spectral", "convnorm", "convnorm+spectral")
+CONVNORM_OPTIONS = ("affine_init", "bn")  # the ConvNorm2d arguments a model config may choose
+
+
+def check_convnorm_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    """The ConvNorm variant a config asks for (e.g. ``{"affine_init": "identity", "bn": False}``), validated."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(CONVNORM_OPTIONS))
+    if unknown:
+        raise UserError(f"convnorm: unknown option(s) {', '.join(unknown)}; choose from: {', '.join(CONVNORM_OPTIONS)}")
+    try:
+        ConvNorm2d(1, 1, 1, **options)
+    except (TypeError, ValueError) as err:
+        raise UserError(f"convnorm: {err}") from err
+    return options
 
 
 def check_norm(kind: str) -> str:
@@ -23,24 +39,27 @@ def check_norm(kind: str) -> str:
     return kind
 
 
-def normalize_layer(layer: nn.Module, kind: str) -> nn.Module:
-    """The normalized replacement of one ``nn.Conv2d`` / ``nn.Linear`` (other modules are returned unchanged)."""
+def normalize_layer(layer: nn.Module, kind: str, convnorm: dict[str, Any] | None = None) -> nn.Module:
+    """The normalized replacement of one ``nn.Conv2d`` / ``nn.Linear`` (other modules are returned unchanged).
+
+    ``convnorm`` holds ConvNorm2d options (``affine_init``, ``bn``) for the convnorm kinds.
+    """
     check_norm(kind)
     spectral = kind in ("spectral", "convnorm+spectral")
     if isinstance(layer, nn.Conv2d):
         if kind.startswith("convnorm"):
-            layer = ConvNorm2d.from_conv(layer)
+            layer = ConvNorm2d.from_conv(layer, **check_convnorm_options(convnorm))
         return spectral_norm(layer) if spectral else layer
     if isinstance(layer, nn.Linear):
         return spectral_norm(layer) if spectral else layer
     return layer
 
 
-def apply_norm(module: nn.Module, kind: str) -> nn.Module:
+def apply_norm(module: nn.Module, kind: str, convnorm: dict[str, Any] | None = None) -> nn.Module:
     """Normalize every conv and linear inside ``module`` in place (returns it, or its replacement if a leaf)."""
     check_norm(kind)
     if kind == "none":
         return module
     for name, child in module.named_children():
-        setattr(module, name, apply_norm(child, kind))
-    return normalize_layer(module, kind)
+        setattr(module, name, apply_norm(child, kind, convnorm))
+    return normalize_layer(module, kind, convnorm)

@@ -5,10 +5,12 @@ Models are plain ``nn.Module``s (no Lightning). Sizes: ``cnn`` any multiple of 8
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from gan.errors import UserError
-from gan.layers.norms import apply_norm, check_norm
+from gan.layers.norms import apply_norm, check_convnorm_options, check_norm
 from gan.models.cnn import CNNDiscriminator, CNNGenerator
 from gan.models.resnet import LAYOUTS, ResNetDiscriminator, ResNetGenerator
 
@@ -42,13 +44,20 @@ def build_generator(arch: str, image_size: int, channels: int, z_dim: int = 128,
 
 
 def build_discriminator(
-    arch: str, image_size: int, channels: int, norm: str = "spectral", width: int | None = None
+    arch: str,
+    image_size: int,
+    channels: int,
+    norm: str = "spectral",
+    width: int | None = None,
+    convnorm: dict[str, Any] | None = None,
 ) -> nn.Module:
-    """The discriminator images -> logits (B,), with ``norm`` applied to every conv (and linear for SN kinds)."""
+    """The discriminator images -> logits (B,), with ``norm`` applied to every conv (and linear for SN kinds);
+    ``convnorm`` picks the ConvNorm variant (``affine_init``, ``bn``) for the convnorm kinds."""
     _check(arch, image_size, channels)
     check_norm(norm)
+    options = check_convnorm_options(convnorm)
     cls = CNNDiscriminator if arch == "cnn" else ResNetDiscriminator
-    return apply_norm(_build(cls, image_size=image_size, channels=channels, width=width), norm)
+    return apply_norm(_build(cls, image_size=image_size, channels=channels, width=width), norm, options)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -1,0 +1,94 @@
+"""D's empirical Lipschitz behaviour during training: how steep D is around real and generated images.
+
+Every ``every_n_g_steps`` G steps (rank 0) the monitor measures ||grad_x D(x)||_2 for each of a fixed set of real
+images and of images from fixed latents, and logs the mean and max of each as ``grad/real_mean``,
+``grad/real_max``, ``grad/fake_mean``, ``grad/fake_max`` against the G step (and appends them to
+``<run>/gradient_norms.jsonl``). A 1-Lipschitz D (what spectral normalization bounds and ConvNorm's paper
+argues for) has every value <= 1 in the image's [-1, 1] units.
+
+It works on a copy of D in train mode, so it measures the operator training uses (ConvNorm with V of the current
+weights) while leaving training bit-identical: no EMA advance, power iteration or BatchNorm statistic of the
+real D moves, and no random stream of the run is touched (images and latents come from the monitor's own seed).
+Per-image gradients come from one backward of the summed outputs, exact for every D whose samples do not
+interact; with ConvNorm's ``bn`` variant D's batch statistics couple them, and the images are scored as one
+real+fake batch, as the D step does.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+from gan.module import GAN
+
+
+def input_gradient_norms(discriminator: nn.Module, images: Tensor) -> Tensor:
+    """||d D(x_i) / d x_i||_2 for every image (one backward of the summed outputs)."""
+    x = images.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(discriminator(x).sum(), x)
+    return grad.flatten(1).norm(dim=1)
+
+
+class GradientNormMonitor(pl.Callback):
+    """Every ``every_n_g_steps`` G steps, the norm of D's input gradient on ``num_images`` real and fake images.
+
+    The real images are a fixed random subset of the training dataset, the fakes come from fixed latents through
+    the (non-EMA) generator in eval mode: both drawn from ``seed`` alone, the same at every measurement.
+    """
+
+    def __init__(self, every_n_g_steps: int = 1000, num_images: int = 64, seed: int = 0,
+                 dirpath: str | Path | None = None) -> None:
+        if every_n_g_steps < 1 or num_images < 1:
+            raise ValueError(
+                f"GradientNormMonitor: every_n_g_steps={every_n_g_steps} and num_images={num_images} must be >= 1"
+            )
+        self.every, self.num, self.seed, self.dirpath = every_n_g_steps, num_images, seed, dirpath
+        self.real: Tensor | None = None
+        self.history: list[dict] = []
+        self._measured = -1
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: GAN) -> None:
+        dataset = trainer.datamodule.dataset
+        picked = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(self.seed))[: self.num]
+        self.real = torch.stack([_image(dataset[int(i)]) for i in picked])
+
+    def measure(self, trainer: pl.Trainer, pl_module: GAN) -> dict[str, float]:
+        real = self.real.to(pl_module.device)
+        z = pl_module.sample_z(len(real), torch.Generator().manual_seed(self.seed))
+        fake = pl_module.generate(z, ema=False)
+        d = copy.deepcopy(pl_module.discriminator).train()
+        if pl_module._d_batch_stats:  # batch statistics: score real and fake together, as in the D step
+            grads = input_gradient_norms(d, torch.cat([real, fake])).split([len(real), len(fake)])
+        else:
+            grads = input_gradient_norms(d, real), input_gradient_norms(d, fake)
+        row = {"g_step": pl_module.g_step}
+        for kind, norms in zip(("real", "fake"), grads):
+            row[f"grad/{kind}_mean"], row[f"grad/{kind}_max"] = norms.mean().item(), norms.max().item()
+        self._measured = pl_module.g_step
+        self.history.append(row)
+        for logger in trainer.loggers:
+            logger.log_metrics(row, step=pl_module.g_step)
+        root = Path(self.dirpath or trainer.default_root_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root / "gradient_norms.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        return row
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: GAN, *args) -> None:
+        step = pl_module.g_step
+        if trainer.is_global_zero and step % self.every == 0 and step != self._measured:
+            self.measure(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: GAN) -> None:
+        if trainer.is_global_zero and pl_module.g_step != self._measured:
+            self.measure(trainer, pl_module)
+
+
+def _image(item) -> Tensor:
+    return item[0] if isinstance(item, (tuple, list)) else item

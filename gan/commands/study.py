@@ -1,0 +1,59 @@
+"""``gan study GRID.yaml``: train a grid of variants x seeds of one base config as separate processes, score every
+run with ``gan eval`` under the grid's protocols, and write a report grouped by variant.
+
+Re-running the same command continues an interrupted study: finished runs and evaluations are skipped, an
+interrupted run resumes from its last checkpoint. Output: ``<out_dir>/<study>/<variant>-s<seed>/`` (one gan fit
+run each), ``configs/`` (each run's config), ``logs/`` (each job's output), ``report.md``, ``fid_vs_step.png``
+and ``spectral_norms.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gan.errors import UserError
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="gan study", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("grid", help="a study grid, e.g. configs/studies/fashion_mnist_norms.yaml")
+    p.add_argument("--jobs", type=int, help="processes at once (default: one per GPU, else one per CPU core)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
+    p.add_argument("--out-dir", help="parent folder of studies (default: the grid's out_dir, checkpoints/studies)")
+    p.add_argument("--dry-run", action="store_true", help="print the jobs still to do and stop")
+    p.add_argument("--report-only", action="store_true", help="write the report from what is on disk")
+    args = p.parse_args(argv)
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError(f"--jobs {args.jobs}: must be >= 1")
+    if args.threads < 1:
+        raise UserError(f"--threads {args.threads}: must be >= 1")
+
+    from gan.study.grid import load_grid
+    from gan.study.report import write_report
+    from gan.study.runner import default_jobs, execute
+
+    grid = load_grid(args.grid, args.out_dir)
+    failed = []
+    if not args.report_only:
+        jobs = args.jobs or default_jobs(args.threads)
+        print(f"study {grid.name}: {len(grid.variants)} variants x {len(grid.seeds)} seeds in {grid.dir}, "
+              f"{jobs} process(es) at once, {args.threads} thread(s) each", flush=True)
+        failed = execute(grid, jobs, args.threads, args.dry_run)
+        if args.dry_run:
+            return 0
+    run_dirs = [run.dir for run in grid.runs() if run.dir.is_dir()]
+    text = write_report(run_dirs, grid.dir, grid.name)
+    print(text)
+    print(f"report: {grid.dir / 'report.md'}")
+    if failed:
+        print(f"{len(failed)} job(s) failed: " + ", ".join(str(job.log_path(grid)) for job in failed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,232 @@
+"""Runs grouped by variant: mean +- std over seeds of final / best FID, speed, D's separation, gradient and spectral
+norms, as a markdown report with a FID-vs-step plot (a band per variant) and a per-layer spectral-norm plot.
+
+A run's variant is what ``gan study`` recorded in ``<run>/study.json``; other runs are grouped by their config's
+normalization (``norm`` plus any ``convnorm`` options).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+SEPARATION = 0.5  # "D discriminates": mean D(real) - D(fake) at least this (hinge loss/d is 2.0 at indifference)
+
+
+@dataclass
+class RunSummary:
+    path: Path
+    variant: str
+    seed: int | None
+    g_steps: int = 0
+    final_fid: float | None = None
+    final_protocol: str = "-"
+    curve: dict[int, float] = field(default_factory=dict)  # g_step -> FID (the curve protocol)
+    curve_protocol: str = "-"
+    speed: float | None = None  # median logged G-steps/s
+    separates_at: int | None = None  # first logged G step with D(real) - D(fake) >= SEPARATION
+    stuck: float | None = None  # fraction of logged steps after 200 with |D(real) - D(fake)| < 0.05
+    grads: dict[str, float] = field(default_factory=dict)  # last gradient_norms.jsonl row
+    spectral: dict[str, float] = field(default_factory=dict)  # last spectral_norms.jsonl row
+
+    @property
+    def best_fid(self) -> float | None:
+        values = [v for v in self.curve.values() if math.isfinite(v)]
+        return min(values) if values else None
+
+
+def _protocol(entry: dict) -> str:
+    p, w = entry["protocol"], entry["weights"]
+    return f"{p['num_fake']} generated vs {p.get('reference', '?')} n={p.get('num_real_used')}, seed {p['seed']}, " \
+           f"{w['kind']} Inception"
+
+
+def _last_json_row(path: Path) -> dict:
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return {k: v for k, v in json.loads(lines[-1]).items() if k != "g_step"} if lines else {}
+
+
+def _variant(path: Path) -> tuple[str, int | None]:
+    marker = path / "study.json"
+    if marker.is_file():
+        info = json.loads(marker.read_text())
+        return str(info["variant"]), info.get("seed")
+    config = path / "config.yaml"
+    model = (yaml.safe_load(config.read_text()) or {}).get("model", {}) if config.is_file() else {}
+    options = model.get("convnorm") or {}
+    suffix = "".join(f" {k}={v}" for k, v in sorted(options.items())) if str(model.get("norm", "")).startswith(
+        "convnorm") else ""
+    return f"{model.get('norm', '?')}{suffix}", None
+
+
+def summarize_run(path: Path) -> RunSummary:
+    """Everything the report needs from one run folder (missing pieces stay None / empty)."""
+    variant, seed = _variant(path)
+    run = RunSummary(path, variant, seed)
+    rows: dict[int, dict[str, str]] = {}
+    metrics = path / "logs" / "metrics.csv"
+    if metrics.is_file():
+        with open(metrics, newline="") as f:
+            for row in csv.DictReader(f):  # a resumed run may repeat steps: the later row wins
+                if row.get("g_step"):
+                    rows.setdefault(int(float(row["g_step"])), {}).update({k: v for k, v in row.items() if v})
+    logged = [(s, r) for s, r in sorted(rows.items()) if "d/real" in r and "d/fake" in r]
+    if rows:
+        run.g_steps = max(rows)
+    speeds = [float(r["speed/g_steps_per_s"]) for _, r in logged if "speed/g_steps_per_s" in r]
+    run.speed = statistics.median(speeds) if speeds else None
+    gaps = [(s, float(r["d/real"]) - float(r["d/fake"])) for s, r in logged]
+    run.separates_at = next((s for s, gap in gaps if gap >= SEPARATION), None)
+    late = [abs(gap) < 0.05 for s, gap in gaps if s > 200]
+    run.stuck = sum(late) / len(late) if late else None
+    for eval_json in sorted((path / "ckpt").glob("*.eval.json")):
+        entry = json.loads(eval_json.read_text())
+        if "g_step" in entry and "fid" in entry["metrics"]:
+            run.curve[int(entry["g_step"])] = float(entry["metrics"]["fid"])
+            run.curve_protocol = _protocol(entry)
+    final = path / "eval" / "final.json"
+    if final.is_file():
+        entry = json.loads(final.read_text())
+        run.final_fid, run.final_protocol = float(entry["metrics"]["fid"]), _protocol(entry)
+    run.grads = _last_json_row(path / "gradient_norms.jsonl")
+    run.spectral = _last_json_row(path / "spectral_norms.jsonl")
+    return run
+
+
+def group(runs: list[RunSummary]) -> dict[str, list[RunSummary]]:
+    groups: dict[str, list[RunSummary]] = {}
+    for run in runs:
+        groups.setdefault(run.variant, []).append(run)
+    return groups
+
+
+def mean_std(values: list[float | None], digits: int = 1) -> str:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def summary_table(groups: dict[str, list[RunSummary]]) -> str:
+    from gan.bench import markdown_table
+
+    header = ["variant", "seeds", "G steps", "final FID", "best FID (curve)", "G-steps/s",
+              "D separates at step", "stuck after 200", "grad norm real / fake", "max layer σ"]
+    rows = []
+    for variant, runs in groups.items():
+        separations = [r.separates_at for r in runs]
+        separated = "never" if all(s is None for s in separations) else \
+            ", ".join("never" if s is None else str(s) for s in separations)
+        rows.append([
+            variant, str(len(runs)), str(max(r.g_steps for r in runs)),
+            mean_std([r.final_fid for r in runs]), mean_std([r.best_fid for r in runs]),
+            mean_std([r.speed for r in runs], 2), separated,
+            mean_std([None if r.stuck is None else 100 * r.stuck for r in runs], 0) + " %",
+            f"{mean_std([r.grads.get('grad/real_mean') for r in runs], 2)} / "
+            f"{mean_std([r.grads.get('grad/fake_mean') for r in runs], 2)}",
+            mean_std([max(r.spectral.values()) if r.spectral else None for r in runs], 2),
+        ])
+    return markdown_table(header, rows)
+
+
+def spectral_table(groups: dict[str, list[RunSummary]]) -> str:
+    from gan.bench import markdown_table
+
+    layers = list(dict.fromkeys(k for runs in groups.values() for r in runs for k in r.spectral))
+    rows = [[variant, *(mean_std([r.spectral.get(layer) for r in runs], 2) for layer in layers)]
+            for variant, runs in groups.items()]
+    return markdown_table(["variant", *layers], rows)
+
+
+def protocols(runs: list[RunSummary]) -> tuple[str, str]:
+    finals = sorted({r.final_protocol for r in runs if r.final_protocol != "-"})
+    curves = sorted({r.curve_protocol for r in runs if r.curve_protocol != "-"})
+    return "; ".join(finals) or "-", "; ".join(curves) or "-"
+
+
+def plot_fid_bands(groups: dict[str, list[RunSummary]], out: Path, title: str = "") -> Path:
+    """Mean FID against G step per variant, with a band from the lowest to the highest seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
+    for variant, runs in groups.items():
+        steps = sorted(set.intersection(*(set(r.curve) for r in runs))) if runs else []
+        if not steps:
+            continue
+        values = [[r.curve[s] for r in runs] for s in steps]
+        mean = [statistics.mean(v) for v in values]
+        line, = ax.plot(steps, mean, marker="o", ms=3, label=f"{variant} (n={len(runs)})")
+        ax.fill_between(steps, [min(v) for v in values], [max(v) for v in values], color=line.get_color(), alpha=0.15)
+    ax.set(xlabel="generator step", ylabel="FID (lower is better)")
+    ax.set_title(title or "FID vs generator step: mean over seeds, band = min..max", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def plot_spectral(groups: dict[str, list[RunSummary]], out: Path) -> Path:
+    """Final exact spectral norm of each D layer per variant (mean over seeds, bars = min..max)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    layers = list(dict.fromkeys(k for runs in groups.values() for r in runs for k in r.spectral))
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
+    for variant, runs in groups.items():
+        xs, mean, low, high = [], [], [], []
+        for i, layer in enumerate(layers):
+            values = [r.spectral[layer] for r in runs if layer in r.spectral]
+            if values:
+                xs.append(i)
+                mean.append(statistics.mean(values))
+                low.append(mean[-1] - min(values))
+                high.append(max(values) - mean[-1])
+        if xs:
+            ax.errorbar(xs, mean, yerr=[low, high], marker="o", ms=3, capsize=2, label=variant)
+    ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right", fontsize=7)
+    ax.set(ylabel="spectral norm (exact, circular)", yscale="log", title="D's layers at the end of training")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def write_report(run_dirs: list[Path], out_dir: Path, title: str) -> str:
+    """``report.md``, ``fid_vs_step.png`` and ``spectral_norms.png`` in ``out_dir``; returns the markdown."""
+    runs = [summarize_run(p) for p in run_dirs]
+    groups = group(runs)
+    final_protocol, curve_protocol = protocols(runs)
+    fid_plot = plot_fid_bands(groups, out_dir / "fid_vs_step.png", f"{title}: FID vs G step ({curve_protocol})")
+    spectral_plot = plot_spectral(groups, out_dir / "spectral_norms.png")
+    text = "\n".join([
+        f"# {title}", "",
+        summary_table(groups), "",
+        f"final FID: {final_protocol}. best FID: lowest point of the curve ({curve_protocol}). "
+        f"Mean ± std over seeds. D separates: first logged G step with mean D(real) - D(fake) >= {SEPARATION}; "
+        "stuck: share of logged steps after 200 with |D(real) - D(fake)| < 0.05. Gradient norms: "
+        "||grad_x D(x)|| at the last measurement (mean over images). max layer σ: largest final per-layer "
+        "spectral norm of D.", "",
+        "## Final per-layer spectral norms of D", "", spectral_table(groups), "",
+        f"![FID vs G step]({fid_plot.name})", "", f"![spectral norms]({spectral_plot.name})", "",
+    ])
+    (out_dir / "report.md").write_text(text)
+    return text
