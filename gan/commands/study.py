@@ -10,7 +10,6 @@ and ``spectral_norms.png``.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from gan.errors import UserError
 

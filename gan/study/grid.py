@@ -100,7 +100,7 @@ def load_grid(path: str | Path, out_dir: str | Path | None = None) -> Grid:
     try:
         spec = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise UserError(f"study grid {str(path)!r} is not valid YAML ({err.__class__.__name__}); fix its syntax") from err
+        raise UserError(f"study grid {str(path)!r} is not valid YAML ({type(err).__name__}); fix its syntax") from err
     known = {"name", "base", "out_dir", "seeds", "variants", "overrides", "callbacks", "eval"}
     unknown = sorted(set(spec) - known)
     if unknown:
