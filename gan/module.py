@@ -201,7 +201,7 @@ class GAN(pl.LightningModule):
             self.trainer.should_stop = True
 
     def _score_fakes(self, fake: Tensor, real: Tensor) -> Tensor:
-        """D's logits of ``fake`` in the G step; a D with batch statistics sees them beside ``real`` (as in D's step)."""
+        """D's logits of ``fake`` in the G step; a D with batch statistics sees them beside ``real``, as in D steps."""
         if not self._d_batch_stats:
             return self.discriminator(fake)
         return self.discriminator(torch.cat([real, fake]))[real.shape[0]:]

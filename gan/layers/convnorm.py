@@ -73,8 +73,9 @@ class ConvNorm2d(nn.Module):
     init) or as the identity (``"identity"``: a centred delta and zero bias, so the layer starts as the bare
     channel-wise isometry); ``bn`` appends a ``BatchNorm2d`` after it, as the authors' module does by default
     (batch statistics: one sample's output then depends on the rest of its batch); ``eps`` is relative to each
-    channel's kernel energy; ``momentum`` fixes the EMA weight of V (default: the authors' cosine schedule over ``ema_horizon`` train forwards); ``path`` picks
-    the ``fast`` Fourier-domain product or the authors' dense ``reference`` algorithm.
+    channel's kernel energy; ``momentum`` fixes the EMA weight of V (default: the authors' cosine schedule over
+    ``ema_horizon`` train forwards); ``path`` picks the ``fast`` Fourier-domain product or the authors' dense
+    ``reference`` algorithm.
 
     Eval mode uses ``running_V``, the EMA of V over train forwards, stored on the grid of the last training
     resolution; at another resolution it is resampled by periodic bilinear interpolation in frequency. Before
