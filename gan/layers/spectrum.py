@@ -36,7 +36,8 @@ def conv_spectral_norm(weight: Tensor, grid: tuple[int, int], groups: int = 1) -
 def convnorm_spectral_norm(
     layer: ConvNorm2d, input_size: tuple[int, int], affine: bool = True, running: bool | None = None
 ) -> float:
-    """Largest singular value of a ConvNorm2d's operator (steps 1-3, and the affine kernel if ``affine``).
+    """Largest singular value of a ConvNorm2d's operator (steps 1-3, and the affine kernel if ``affine``; with
+    the ``bn`` variant also BatchNorm's eval-mode per-channel scale gamma / sqrt(running_var + eps)).
 
     ``running=None`` uses the V the layer would use now (train mode: current weights; eval mode: the running
     average); True / False force the running average / the current weights.
@@ -52,6 +53,10 @@ def convnorm_spectral_norm(
         # the affine kernel is a plain (correlation) depthwise conv; its magnitude response is what matters
         r_hat = torch.fft.fft2(layer.affine_weight.detach()[:, 0], s=grid).abs()
         scale = scale * r_hat
+    if affine and layer.bn is not None:
+        bn = layer.bn
+        gain = bn.weight.detach().abs() if bn.affine else torch.ones_like(bn.running_var)
+        scale = scale * (gain / (bn.running_var + bn.eps).sqrt()).view(-1, 1, 1)
     matrices = _frequency_matrices(dilate_kernel(layer.weight, layer.dilation), grid, layer.groups)
     scale = scale.permute(1, 2, 0).reshape(grid[0] * grid[1], -1, 1)
     return torch.linalg.matrix_norm(scale * matrices, ord=2).max().item()
