@@ -100,3 +100,12 @@ def test_bad_grid_is_one_line(tmp_path, capsys):
     assert main(["study", str(tmp_path / "grid.yaml")]) == 2
     err = capsys.readouterr().err.strip()
     assert "base='nowhere.yaml' does not exist" in err and len(err.splitlines()) == 1
+
+
+def test_compare_groups_runs_by_variant(study, tmp_path):
+    _, out = study
+    runs = sorted(str(p) for p in out.iterdir() if (p / "study.json").is_file())
+    assert main(["compare", *runs, "--group", str(tmp_path)]) == 0
+    text = (tmp_path / "report.md").read_text()
+    assert "| none | 2 | 4 |" in text and "| convnorm-identity | 2 | 4 |" in text
+    assert (tmp_path / "fid_vs_step.png").is_file() and (tmp_path / "spectral_norms.png").is_file()

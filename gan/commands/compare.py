@@ -131,7 +131,17 @@ def main(argv: list[str]) -> int:
     p.add_argument("runs", nargs="+", help="run folders (checkpoints/<run>) written by gan fit")
     p.add_argument("--plot", default="compare_fid.png", help="PNG of FID against generator step")
     p.add_argument("--out", help="also write the markdown table to this file")
+    p.add_argument("--group", metavar="DIR",
+                   help="group the runs by variant (gan study's study.json, else norm + convnorm options): mean +- "
+                        "std over seeds, FID bands and per-layer spectral norms, written to DIR/report.md + PNGs")
     args = p.parse_args(argv)
+    if args.group:
+        from gan.study.report import write_report
+
+        for run in args.runs:
+            read_run(Path(run))  # one line for a folder that does not exist
+        print(write_report([Path(r) for r in args.runs], Path(args.group), "gan compare"))
+        return 0
     runs = [read_run(Path(r)) for r in args.runs]
     text = table(runs)
     print(text)
