@@ -35,9 +35,9 @@ class RunSummary:
     grads: dict[str, float] = field(default_factory=dict)  # last gradient_norms.jsonl row
     spectral: dict[str, float] = field(default_factory=dict)  # last spectral_norms.jsonl row
 
-    @property
-    def best_fid(self) -> float | None:
-        values = [v for v in self.curve.values() if math.isfinite(v)]
+    def best_fid(self, steps: set[int] | None = None) -> float | None:
+        """Lowest curve FID, over ``steps`` only when given (the steps every run of a comparison has)."""
+        values = [v for s, v in self.curve.items() if math.isfinite(v) and (steps is None or s in steps)]
         return min(values) if values else None
 
 
@@ -115,8 +115,19 @@ def mean_std(values: list[float | None], digits: int = 1) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
+def common_steps(runs: list[RunSummary]) -> set[int]:
+    """The curve steps every run has: best FIDs and bands compare like with like."""
+    return set.intersection(*(set(r.curve) for r in runs)) if runs else set()
+
+
+def percent(text: str) -> str:
+    return text if text == "-" else text + " %"
+
+
 def summary_table(groups: dict[str, list[RunSummary]]) -> str:
     from gan.bench import markdown_table
+
+    steps = common_steps([r for runs in groups.values() for r in runs])
 
     header = ["variant", "seeds", "G steps", "final FID", "best FID (curve)", "G-steps/s",
               "D separates at step", "stuck after 200", "grad norm real / fake", "max layer σ"]
@@ -127,9 +138,9 @@ def summary_table(groups: dict[str, list[RunSummary]]) -> str:
             ", ".join("never" if s is None else str(s) for s in separations)
         rows.append([
             variant, str(len(runs)), str(max(r.g_steps for r in runs)),
-            mean_std([r.final_fid for r in runs]), mean_std([r.best_fid for r in runs]),
+            mean_std([r.final_fid for r in runs]), mean_std([r.best_fid(steps) for r in runs]),
             mean_std([r.speed for r in runs], 2), separated,
-            mean_std([None if r.stuck is None else 100 * r.stuck for r in runs], 0) + " %",
+            percent(mean_std([None if r.stuck is None else 100 * r.stuck for r in runs], 0)),
             f"{mean_std([r.grads.get('grad/real_mean') for r in runs], 2)} / "
             f"{mean_std([r.grads.get('grad/fake_mean') for r in runs], 2)}",
             mean_std([max(r.spectral.values()) if r.spectral else None for r in runs], 2),
@@ -161,7 +172,7 @@ def plot_fid_bands(groups: dict[str, list[RunSummary]], out: Path, title: str = 
 
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
     for variant, runs in groups.items():
-        steps = sorted(set.intersection(*(set(r.curve) for r in runs))) if runs else []
+        steps = sorted(common_steps(runs))
         if not steps:
             continue
         values = [[r.curve[s] for r in runs] for s in steps]
@@ -171,7 +182,8 @@ def plot_fid_bands(groups: dict[str, list[RunSummary]], out: Path, title: str = 
     ax.set(xlabel="generator step", ylabel="FID (lower is better)")
     ax.set_title(title or "FID vs generator step: mean over seeds, band = min..max", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
@@ -202,7 +214,8 @@ def plot_spectral(groups: dict[str, list[RunSummary]], out: Path) -> Path:
     ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right", fontsize=7)
     ax.set(ylabel="spectral norm (exact, circular)", yscale="log", title="D's layers at the end of training")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)

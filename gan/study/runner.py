@@ -78,6 +78,9 @@ def plan(grid: Grid, runs: list[Run]) -> list[Job]:
             jobs.append(Job("train", run, argv, f"{run.name}-train" + ("-resume" if steps else "")))
             continue
         for ckpt in sorted((run.dir / "ckpt").glob(CURVE_PATTERN)):
+            step = int(ckpt.stem[1:])
+            if step % grid.curve_every and step != run.max_g_steps:
+                continue
             out = curve_eval_path(ckpt)
             if not up_to_date(out, ckpt):
                 jobs.append(Job("eval", run, eval_argv(ckpt, grid.curve, out), f"{run.name}-{ckpt.stem}", out))
