@@ -33,9 +33,12 @@ import torch
 from pytorch_lightning.strategies import DDPStrategy
 from torch import Tensor, nn
 
+from gan.data import item_image
 from gan.errors import UserError
+from gan.loggers import send_metrics
 from gan.losses import get_loss
 from gan.models import build_discriminator, build_generator
+from gan.modes import eval_mode
 
 
 def latent_seed(seed: int, rank: int, g_step: int) -> int:
@@ -126,12 +129,8 @@ class GAN(pl.LightningModule):
     def generate(self, z: Tensor, ema: bool = True) -> Tensor:
         """Images in [-1, 1] from latents ``z``: the EMA generator when there is one and ``ema``, in eval mode."""
         g = self.generator_ema if (ema and self.generator_ema is not None) else self.generator
-        was_training = g.training
-        g.eval()
-        try:
+        with eval_mode(g):
             return g(z.to(self.device)).clamp(-1, 1)
-        finally:
-            g.train(was_training)
 
     # ---- Lightning hooks --------------------------------------------------------------------------------------
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
@@ -161,8 +160,7 @@ class GAN(pl.LightningModule):
 
     def _next_real(self, dataloader_iter: Iterator) -> Tensor:
         batch, _, _ = next(dataloader_iter)
-        images = batch[0] if isinstance(batch, (list, tuple)) else batch
-        return images.to(self.device, non_blocking=True)
+        return item_image(batch).to(self.device, non_blocking=True)
 
     def training_step(self, dataloader_iter: Iterator) -> None:
         h = self.hparams
@@ -235,9 +233,7 @@ class GAN(pl.LightningModule):
             "lr/g": h.lr_g * factor, "lr/d": h.lr_d * factor, "speed/g_steps_per_s": speed,
         }
         # straight to the loggers with step = g_step (self.log would index rows by Lightning's batch counter)
-        for logger in self.loggers:
-            logger.log_metrics(self.last_metrics, step=self._g_step)
-            logger.save()
+        send_metrics(self.loggers, self.last_metrics, self._g_step)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
