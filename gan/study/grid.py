@@ -20,6 +20,7 @@ import yaml
 
 from gan.errors import UserError
 
+STUDY_MARKER = "study.json"  # in each run folder: its study, variant and seed (what reports group by)
 EVAL_FIELDS = ("num_fake", "num_real", "split", "seed", "inception_weights", "feature_extractor")
 CURVE_EVERY = "every"  # eval.curve.every: score the checkpoints at multiples of this many G steps (and the last)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
@@ -81,6 +82,11 @@ class Grid:
                 trainer["enable_progress_bar"] = False  # the study prints one line per finished job instead
                 runs.append(Run(variant, seed, run_dir, config))
         return runs
+
+
+def final_eval_path(run_dir: Path) -> Path:
+    """Where a study run's final evaluation (the ``final`` protocol, of ``last.ckpt``) is written."""
+    return run_dir / "eval" / "final.json"
 
 
 def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
