@@ -4,14 +4,13 @@ import csv
 
 import pytest
 import torch
-from _tiny import fit
 
 from gan.losses import LOSSES
 from gan.module import GAN, load_gan
 
 
-def test_trains_exactly_max_g_steps_with_n_dis_fresh_batches(tmp_path):
-    model, trainer = fit(tmp_path, ema=True, ema_decay=0.5)
+def test_trains_exactly_max_g_steps_with_n_dis_fresh_batches(tmp_path, tiny_fit):
+    model, trainer = tiny_fit(tmp_path, ema=True, ema_decay=0.5)
     assert model.g_step == 4
     assert trainer.global_step == 4 * (2 + 1)  # Lightning counts every optimizer step
     assert trainer.train_dataloader.consumed == 4 * 2  # each D step drew its own real batch
@@ -41,14 +40,14 @@ def test_generate_uses_ema_in_eval_mode_and_keeps_training_mode():
 
 
 @pytest.mark.parametrize("loss", [name for name in LOSSES if name != "hinge"])
-def test_other_losses_train(tmp_path, loss):
-    model, _ = fit(tmp_path, loss=loss, max_g_steps=1, lr_decay=False, norm="none")
+def test_other_losses_train(tmp_path, loss, tiny_fit):
+    model, _ = tiny_fit(tmp_path, loss=loss, max_g_steps=1, lr_decay=False, norm="none")
     assert model.g_step == 1
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
-def test_checkpoint_reloads_g_step_and_weights(tmp_path):
-    model, _ = fit(tmp_path, max_g_steps=2)
+def test_checkpoint_reloads_g_step_and_weights(tmp_path, tiny_fit):
+    model, _ = tiny_fit(tmp_path, max_g_steps=2)
     loaded = load_gan(tmp_path / "ckpt" / "last.ckpt")
     assert loaded.g_step == 2 and loaded.hparams.norm == "convnorm+spectral"
     z = torch.randn(3, 8)
@@ -60,7 +59,7 @@ def test_checkpoint_reloads_g_step_and_weights(tmp_path):
     torch.testing.assert_close(d(x), d2(x))  # ConvNorm's running_V and SN's u, v came back too
 
 
-def test_resuming_a_finished_run_takes_no_step(tmp_path):
-    fit(tmp_path, max_g_steps=2)
-    model, trainer = fit(tmp_path / "again", ckpt_path=tmp_path / "ckpt" / "last.ckpt", max_g_steps=2)
+def test_resuming_a_finished_run_takes_no_step(tmp_path, tiny_fit):
+    tiny_fit(tmp_path, max_g_steps=2)
+    model, trainer = tiny_fit(tmp_path / "again", ckpt_path=tmp_path / "ckpt" / "last.ckpt", max_g_steps=2)
     assert model.g_step == 2 and trainer.global_step == 6

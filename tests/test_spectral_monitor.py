@@ -5,7 +5,6 @@ import json
 
 import pytest
 import torch
-from _tiny import fit
 
 from gan.callbacks.spectral import SpectralNormMonitor, conv_input_sizes, spectral_norms
 from gan.layers.spectrum import conv_spectral_norm
@@ -13,9 +12,9 @@ from gan.models import build_discriminator
 
 
 @pytest.mark.parametrize("norm", ["spectral", "convnorm+spectral"])
-def test_monitor_logs_every_layer_against_g_step_and_plots(tmp_path, norm):
+def test_monitor_logs_every_layer_against_g_step_and_plots(tmp_path, norm, tiny_fit):
     monitor = SpectralNormMonitor(every_n_g_steps=2, dirpath=tmp_path)
-    fit(tmp_path, callbacks=[monitor], norm=norm)
+    tiny_fit(tmp_path, callbacks=[monitor], norm=norm)
     history = [json.loads(line) for line in open(tmp_path / "spectral_norms.jsonl")]
     assert [row["g_step"] for row in history] == [2, 4]
     d_layers = {k for k in history[0] if k != "g_step"}
@@ -29,10 +28,10 @@ def test_monitor_logs_every_layer_against_g_step_and_plots(tmp_path, norm):
         assert history[-1][linear] == pytest.approx(1.0, abs=0.1)
 
 
-def test_monitoring_does_not_change_training(tmp_path):
-    plain, _ = fit(tmp_path / "a", norm="convnorm+spectral")
+def test_monitoring_does_not_change_training(tmp_path, tiny_fit):
+    plain, _ = tiny_fit(tmp_path / "a", norm="convnorm+spectral")
     monitor = SpectralNormMonitor(every_n_g_steps=1, dirpath=tmp_path / "b")
-    monitored, _ = fit(tmp_path / "b", callbacks=[monitor], norm="convnorm+spectral")
+    monitored, _ = tiny_fit(tmp_path / "b", callbacks=[monitor], norm="convnorm+spectral")
     for (name, a), b in zip(plain.state_dict().items(), monitored.state_dict().values()):
         assert torch.equal(a, b), name
 

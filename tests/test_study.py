@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_metrics import TINY
 
 from gan.cli import main
 from gan.study import runner
@@ -26,7 +25,7 @@ BASE = {
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def study(tmp_path_factory: pytest.TempPathFactory, tiny_extractor: str) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("study")
     (root / "base.yaml").write_text(yaml.safe_dump(BASE))
     grid = {
@@ -36,8 +35,8 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         "callbacks": [{"class_path": "gan.callbacks.spectral.SpectralNormMonitor", "init_args": {"every_n_g_steps": 2}},
                       {"class_path": "gan.callbacks.gradients.GradientNormMonitor",
                        "init_args": {"every_n_g_steps": 2, "num_images": 4}}],
-        "eval": {"curve": {"every": 2, "num_fake": 10, "num_real": 40, "feature_extractor": TINY},
-                 "final": {"num_fake": 20, "num_real": 40, "feature_extractor": TINY}},
+        "eval": {"curve": {"every": 2, "num_fake": 10, "num_real": 40, "feature_extractor": tiny_extractor},
+                 "final": {"num_fake": 20, "num_real": 40, "feature_extractor": tiny_extractor}},
     }
     (root / "grid.yaml").write_text(yaml.safe_dump(grid))
     return root / "grid.yaml", root / "out" / "tiny"
