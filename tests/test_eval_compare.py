@@ -57,7 +57,8 @@ def test_callback_logs_fid_against_g_step_and_keeps_the_best(run: Path, tiny_ext
     lines = [json.loads(x) for x in (run / "fidelity.jsonl").read_text().splitlines()]
     assert [x["g_step"] for x in lines] == [2, 4]
     assert lines[0]["protocol"]["num_fake"] == 20 and lines[0]["protocol"]["num_real_used"] == 40
-    assert lines[0]["protocol"]["reference"] == "synthetic/train/grey" and lines[0]["weights"]["ident"] == tiny_extractor
+    assert lines[0]["protocol"]["reference"] == "synthetic/train/grey"
+    assert lines[0]["weights"]["ident"] == tiny_extractor
     rows = [r for r in (run / "logs" / "metrics.csv").read_text().splitlines()[1:] if r.split(",")[2]]
     header = (run / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
     fid_col, step_col, g_col = header.index("eval/fid"), header.index("step"), header.index("g_step")
