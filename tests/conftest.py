@@ -4,7 +4,8 @@
   stands in for Inception wherever a test needs FID to be cheap. Registering happens when this file is imported,
   so processes started by tests (``gan_with_tiny_extractor.py``) get it by importing this module too.
 * A tiny generator and a set of smooth random images (``tiny_generator``, ``tiny_images``: the classes).
-* A tiny GAN trained for 4 G steps on synthetic 8x8 images (``tiny_fit``; ``TINY_MODEL`` / ``TINY_DATA``).
+* A tiny GAN on synthetic 8x8 images: built (``tiny_gan_factory``), trained for 4 G steps (``tiny_fit``), its data
+  (``tiny_datamodule``); ``TINY_MODEL`` / ``TINY_DATA`` for processes that build it themselves.
 """
 
 from __future__ import annotations
@@ -95,12 +96,17 @@ class TinyImages(Dataset):
         return self.images[i], 0
 
 
+def tiny_gan(**overrides: object) -> GAN:
+    """The tiny GAN (``TINY_MODEL`` with ``overrides``), initialised from seed 0: the same weights every call."""
+    pl.seed_everything(0, verbose=False)
+    return GAN(**{**TINY_MODEL, **overrides})
+
+
 def fit(tmp_path: Path, ckpt_path: Path | None = None, callbacks: tuple = (), trainer: dict | None = None,
         **model_overrides: object) -> tuple[GAN, pl.Trainer]:
-    """Train the tiny GAN (``TINY_MODEL`` with ``model_overrides``) with a CSV log in ``tmp_path`` and checkpoints
-    every 2 G steps in ``tmp_path/ckpt``; ``trainer`` overrides Trainer arguments."""
-    pl.seed_everything(0, verbose=False)
-    model = GAN(**{**TINY_MODEL, **model_overrides})
+    """Train :func:`tiny_gan` (with ``model_overrides``) on ``TINY_DATA`` with a CSV log in ``tmp_path`` and
+    checkpoints every 2 G steps in ``tmp_path/ckpt``; ``trainer`` overrides Trainer arguments."""
+    model = tiny_gan(**model_overrides)
     options = dict(accelerator="cpu", devices=1, max_epochs=-1, enable_checkpointing=False, enable_progress_bar=False,
                    enable_model_summary=False, use_distributed_sampler=False,
                    logger=pl.loggers.CSVLogger(tmp_path, name="", version=""))
@@ -126,5 +132,16 @@ def tiny_images() -> type[TinyImages]:
 
 
 @pytest.fixture(scope="session")
+def tiny_gan_factory() -> Callable[..., GAN]:
+    return tiny_gan
+
+
+@pytest.fixture(scope="session")
 def tiny_fit() -> Callable[..., tuple[GAN, pl.Trainer]]:
     return fit
+
+
+@pytest.fixture
+def tiny_datamodule() -> GANDataModule:
+    """The tiny GAN's training data, as ``tiny_fit`` trains on it."""
+    return GANDataModule(**TINY_DATA)
