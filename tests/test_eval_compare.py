@@ -16,7 +16,7 @@ from gan.callbacks.fidelity import FidelityCallback
 from gan.cli import main
 from gan.commands import evaluate
 from gan.errors import UserError
-from gan.metrics import InceptionWeights
+from gan.metrics import EVAL_SEED, PROTOCOLS, InceptionWeights, Protocol
 from gan.module import load_gan
 
 CONFIG = """
@@ -80,6 +80,18 @@ def test_eval_of_the_checkpoint_reproduces_the_callback(run: Path, capsys, eval_
     assert result["g_step"] == 4 and result["protocol"]["reference"] == "synthetic/train/grey"  # from the ckpt
     table = capsys.readouterr().out
     assert "| FID |" in table and "synthetic/train/grey 8px, n=40" in table and "| 2020 |" in table
+
+
+def test_a_protocol_is_one_registry_entry(run: Path, tmp_path: Path, tiny_extractor, monkeypatch, capsys):
+    monkeypatch.setitem(PROTOCOLS, "tiny", Protocol("tiny", 12, 30, "these tests"))
+    evaluate.parser().print_help()
+    assert "tiny = 12 generated vs 30 real (these tests)" in capsys.readouterr().out
+    out = tmp_path / "tiny.json"
+    argv = ["eval", str(run / "ckpt" / "last.ckpt"), "--protocol", "tiny", "--feature-extractor", tiny_extractor]
+    assert main([*argv, "--json", str(out)]) == 0
+    protocol = json.loads(out.read_text())["protocol"]
+    assert (protocol["name"], protocol["num_fake"], protocol["num_real_used"]) == ("tiny", 12, 30)
+    assert protocol["seed"] == EVAL_SEED
 
 
 def test_eval_of_a_png_folder_equals_eval_of_the_generator(run: Path, tmp_path: Path, eval_args):

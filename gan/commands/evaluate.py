@@ -26,21 +26,21 @@ from gan.metrics import (
 from gan.runs import eval_result_path
 
 METRICS = ("fid", "isc", "kid")
-EXAMPLES = f"""examples:
+EXAMPLES = """examples:
   gan eval checkpoints/fashion_mnist/ckpt/last.ckpt --split test --num-fake 1000 --num-real 1000 \\
       --inception-weights offline
   gan eval checkpoints/cifar10_resnet_spectral/ckpt/last.ckpt --protocol paper --metrics fid,isc
   gan eval --folder samples/ --dataset cifar10 --split train --image-size 32
 
-protocols: {"; ".join(p.describe() for p in PROTOCOLS.values())}.
---num-fake / --num-real override the counts. Reference statistics are cached per
-dataset/split/resolution/count/weights in $GAN_CACHE (default ~/.cache/gan)."""
+Reference statistics are cached per dataset/split/resolution/count/weights in $GAN_CACHE (default ~/.cache/gan).
+protocols (--num-fake / --num-real override their counts):"""
 
 
 def parser() -> argparse.ArgumentParser:
+    protocols = "\n".join(f"  {protocol.describe()}" for protocol in PROTOCOLS.values())
     p = argparse.ArgumentParser(
         prog="gan eval", description="FID / IS / KID of a checkpoint or an image folder against a reference split.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"{EXAMPLES}\n{protocols}", formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("checkpoint", nargs="?", help="a gan fit checkpoint (e.g. checkpoints/<run>/ckpt/last.ckpt)")
     p.add_argument("--folder", help="score the PNG/JPEG images in this folder instead of a checkpoint")
@@ -50,7 +50,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, help="reference resolution (default: the generator's / images')")
     p.add_argument("--channels", type=int, choices=(1, 3), help="reference channels (default: the generator's)")
     p.add_argument("--protocol", choices=list(PROTOCOLS), default="default",
-                   help="; ".join(protocol.describe() for protocol in PROTOCOLS.values()))
+                   help="how many images are compared (see below; default: %(default)s)")
     p.add_argument("--num-fake", type=int, help="generated images (overrides the protocol)")
     p.add_argument("--num-real", type=int, help="reference images, a seeded subset (overrides the protocol)")
     p.add_argument("--seed", type=int, default=EVAL_SEED, help="noise seed of the generated set and of KID/IS splits")
