@@ -5,14 +5,8 @@ One ``training_step`` is one SNGAN iteration: ``n_dis`` discriminator steps, eac
 ``dataloader_iter``, then one generator step. So Lightning's batch index counts G steps, while
 ``trainer.global_step`` counts every optimizer step (``n_dis + 1`` per iteration): schedules follow ``g_step``.
 
-Run layout written by ``gan fit`` (``checkpoints/<run-name>/``), for tools that read runs:
-
-* ``config.yaml``: the full LightningCLI config of the run (re-run it with ``gan fit --config``);
-* ``ckpt/last.ckpt`` (always, at every checkpoint and at the end) and ``ckpt/g<7-digit g_step>.ckpt``;
-  a checkpoint holds ``g_step`` at the top level and the hparams, so ``GAN.load_from_checkpoint`` rebuilds it;
-* ``logs/``: TensorBoard events and ``logs/metrics.csv`` (CSVLogger), one row per logged G step with columns
-  ``g_step``, ``loss/d``, ``loss/g``, ``d/real``, ``d/fake``, ``lr/g``, ``lr/d``, ``speed/g_steps_per_s``;
-* ``samples/g<7-digit g_step>.png``: fixed-z sample grids (EMA generator when there is one).
+A checkpoint holds ``g_step`` at the top level and the hparams, so ``GAN.load_from_checkpoint`` rebuilds it. The
+run folder ``gan fit`` writes is described in ``gan.runs``.
 
 Exact resume: the G-step counter is saved in checkpoints; the latent noise of step t is drawn from a generator
 seeded by (seed, rank, t); the data stream position is saved by ``gan.data.ResumableLoader``; the LR schedule is a

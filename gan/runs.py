@@ -1,10 +1,15 @@
 """A run folder's files: where ``gan fit`` and its callbacks write each one, and how tools read them back.
 
-    <run>/config.yaml                the run's full config
-    <run>/logs/metrics.csv           one row per logged G step (g_step, loss/*, d/*, lr/*, speed/*, eval/*, ...)
+    <run>/config.yaml                the run's full LightningCLI config (re-run it with ``gan fit --config``)
+    <run>/ckpt/last.ckpt             the latest state (at every checkpoint and at the end)
+    <run>/ckpt/g<7-digit g_step>.ckpt  every ``run.ckpt_every`` G steps (``best_fid.ckpt``: the FID callback's best)
+    <run>/samples/g<7-digit g_step>.png  fixed-z sample grids (EMA generator when there is one)
+    <run>/logs/                      TensorBoard events and metrics.csv: one row per logged G step with columns
+                                     g_step, loss/d, loss/g, d/real, d/fake, lr/g, lr/d, speed/g_steps_per_s
+                                     (and the callbacks' eval/*, spectral/*, grad/*)
     <run>/fidelity.jsonl             the FID callback's results, each with its protocol and weights
     <run>/ckpt/<name>.eval.json      ``gan eval`` of checkpoint ``ckpt/<name>.ckpt`` (g_step, metrics, protocol)
-    <run>/spectral_norms.jsonl       per-layer spectral norms of D (SpectralNormMonitor)
+    <run>/spectral_norms.jsonl       per-layer spectral norms of D (SpectralNormMonitor; drawn in spectral_norms.png)
     <run>/gradient_norms.jsonl       D's input-gradient norms (GradientNormMonitor)
 
 ``gan compare`` and ``gan study``'s report read runs only through this module.

@@ -2,7 +2,7 @@
 ``--model.norm convnorm``, ``--ckpt_path`` to resume).
 
 The run goes to ``<run.out_dir>/<run.name>/`` (default ``checkpoints/<data>-<arch>-<norm>``): ``config.yaml``,
-``ckpt/``, ``logs/`` (TensorBoard + metrics.csv), ``samples/`` (see gan/module.py). Starting a new run in a folder
+``ckpt/``, ``logs/`` (TensorBoard + metrics.csv), ``samples/`` (see gan.runs). Starting a new run in a folder
 that already holds checkpoints is refused, so a finished run is never overwritten by accident.
 """
 
