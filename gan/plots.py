@@ -22,7 +22,8 @@ def png_figure(path: Path, size: tuple[float, float] = (7.5, 4.5), legend_size: 
     try:
         yield ax
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=legend_size, ncol=legend_columns)
+        if ax.get_legend_handles_labels()[0]:  # nothing drawn (e.g. no run has FID yet): no empty legend
+            ax.legend(fontsize=legend_size, ncol=legend_columns)
         fig.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path)
