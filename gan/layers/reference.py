@@ -28,11 +28,8 @@ def reference_convnorm(
     stride: tuple[int, int],
     groups: int,
 ) -> tuple[Tensor, Tensor]:
-    """ConvNorm steps 1-4 as the authors compute them; returns the output and the V used (V of ``weight`` if None).
-
-    ``weight`` is the undilated effective kernel (C_out x C_in/G x k_h x k_w); the output has the shape of
-    ``conv2d(x, weight, padding=padding, stride=stride, groups=groups)``.
-    """
+    """ConvNorm steps 1-4 as the authors compute them: arguments and result as
+    :func:`gan.layers.fourier.fourier_convnorm`'s (the output, and the V used: V of ``weight`` when ``v`` is None)."""
     kh, kw = weight.shape[-2:]
     grid = (x.shape[-2] + kh - 1, x.shape[-1] + kw - 1)
     if v is None:
