@@ -52,6 +52,8 @@ def tiny_gan(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathF
 def test_study_trains_scores_and_reports_every_run(study, capsys):
     grid, out = study
     assert main(["study", str(grid), "--jobs", "2"]) == 0
+    started = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("start ")]
+    assert len(started) == len(set(started)) == 4 * (1 + 2 + 1)  # per run: training, 2 curve points, final
     runs = sorted(p.name for p in out.iterdir() if (p / "study.json").is_file())
     assert runs == ["convnorm-identity-s0", "convnorm-identity-s1", "none-s0", "none-s1"]
     for name in runs:

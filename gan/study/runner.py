@@ -129,6 +129,7 @@ def execute(grid: Grid, jobs_at_once: int, threads: int, dry_run: bool = False) 
                 process = subprocess.Popen([*GAN_COMMAND, *job.argv], stdout=log,
                                            stderr=subprocess.STDOUT, env=slot_env)
             running[job.label] = (job, process, time.perf_counter(), slot)
+            todo.remove(job)
             print(f"start  {job.label}", flush=True)
         if not running:
             break
@@ -141,9 +142,7 @@ def execute(grid: Grid, jobs_at_once: int, threads: int, dry_run: bool = False) 
             print(f"{status} {label} ({time.perf_counter() - started:.0f} s)", flush=True)
             if not ok:
                 failed[label] = job
-        if finished:  # only a finished job changes what is left to do
+        if finished:  # a finished job changes what is left to do for runs with nothing running
             busy = {job.run.name for job, *_ in running.values()}
-            todo = [j for j in todo if j.run.name in busy and j.label not in running] + plan(
-                grid, [r for r in runs if r.name not in busy])
-            todo = [j for j in todo if j.label not in running]
+            todo = [j for j in todo if j.run.name in busy] + plan(grid, [r for r in runs if r.name not in busy])
     return list(failed.values())
