@@ -1,6 +1,13 @@
-"""Tiny GAN settings shared by the training tests (8x8..16x16 synthetic images, widths of 4)."""
+"""Tiny GAN settings shared by the training tests (8x8..16x16 synthetic images, widths of 4), in the Python API and
+as ``gan fit`` configs, and a way to start ``gan`` as a separate process."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytorch_lightning as pl
+import yaml
 
 from gan.callbacks import GStepCheckpoint
 from gan.data import GANDataModule
@@ -21,3 +28,37 @@ def fit(tmp_path, ckpt_path=None, callbacks=(), **model_overrides) -> tuple[GAN,
     )
     trainer.fit(model, datamodule=GANDataModule(**DATA), ckpt_path=ckpt_path)
     return model, trainer
+
+
+def cli_config(out_dir, **sections) -> dict:
+    """A ``gan fit`` config of the same tiny GAN (EMA on), writing runs under ``out_dir``; ``sections`` update it,
+    e.g. ``model={"max_g_steps": 8}``."""
+    config = {
+        "seed_everything": 0,
+        "model": {**{k: v for k, v in MODEL.items() if k not in ("image_size", "channels")}, "ema": True,
+                  "ema_decay": 0.9},
+        "data": dict(DATA),
+        "run": {"out_dir": str(out_dir), "sample_every": 1000, "ckpt_every": 2, "sample_num": 4},
+        "trainer": {"accelerator": "cpu", "enable_model_summary": False, "enable_progress_bar": False},
+    }
+    for section, values in sections.items():
+        config[section].update(values)
+    return config
+
+
+def write_config(path, out_dir, **sections):
+    path.write_text(yaml.safe_dump(cli_config(out_dir, **sections)))
+    return path
+
+
+def start_gan(*argv: str, **popen) -> subprocess.Popen:
+    """``gan ARGV`` as a separate single-threaded process (the way users and ``gan study`` start it)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen([sys.executable, "-m", "gan.cli", *argv], env={**env, **popen.pop("env", {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def files_of(folder) -> dict[str, bytes]:
+    """Every file under ``folder`` with its bytes: 'nothing was written' is this staying equal."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
