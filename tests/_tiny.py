@@ -51,12 +51,16 @@ def write_config(path, out_dir, **sections):
     return path
 
 
-def start_gan(*argv: str, **popen) -> subprocess.Popen:
-    """``gan ARGV`` as a separate single-threaded process (the way users and ``gan study`` start it)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
-        [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen([sys.executable, "-m", "gan.cli", *argv], env={**env, **popen.pop("env", {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+def child_env(**extra: str) -> dict[str, str]:
+    """Environment of a test's child Python process: this checkout's ``gan`` first, one torch thread."""
+    path = os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path, **extra}
+
+
+def start_gan(*argv: str, **env: str) -> subprocess.Popen:
+    """``gan ARGV`` as a separate process (the way users and ``gan study`` start it)."""
+    return subprocess.Popen([sys.executable, "-m", "gan.cli", *argv], env=child_env(**env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def files_of(folder) -> dict[str, bytes]:
