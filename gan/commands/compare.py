@@ -81,6 +81,9 @@ def read_run(path: Path) -> Run:
     entries = [json.loads(line) for line in jsonl.read_text().splitlines()] if jsonl.is_file() else []
     if not entries:  # else: `gan eval` results of the run's checkpoints (ckpt/*.eval.json)
         entries = [e for e in map(json.loads, map(Path.read_text, sorted(path.rglob("*.eval.json")))) if "g_step" in e]
+    if not (config.is_file() or run.g_steps or entries):
+        raise UserError(f"{str(path)!r} is not a run folder (no config.yaml, logs/metrics.csv, fidelity.jsonl or "
+                        "ckpt/*.eval.json); pass folders written by gan fit, like checkpoints/<run>")
     for entry in entries:
         run.curve[int(entry["g_step"])] = entry["metrics"]
         run.g_steps = max(run.g_steps, int(entry["g_step"]))

@@ -22,6 +22,7 @@ from gan.metrics import (
     compute_metrics,
     resolve_weights,
 )
+from gan.validate import at_least
 
 METRICS = ("fid", "isc", "kid")
 EXAMPLES = """examples:
@@ -80,7 +81,7 @@ def build_fake(args: argparse.Namespace, device: torch.device) -> tuple[object, 
             if Path(args.folder).is_dir() else []
         if not files:
             raise UserError(f"--folder {args.folder!r} holds no PNG/JPEG images; pass a folder of generated images")
-        files = files[: args.num_fake] if args.num_fake else files
+        files = files if args.num_fake is None else files[: args.num_fake]
         images = ImagesPathDataset(files)
         size = images[0].shape[-1]
         return images, {"image_size": size, "channels": 3}, {"folder": str(Path(args.folder).resolve())}
@@ -112,6 +113,9 @@ def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if bool(args.checkpoint) == bool(args.folder):
         raise UserError("pass either a checkpoint or --folder DIR (not both); see gan eval --help")
+    for option, minimum in (("num_fake", 2), ("num_real", 2), ("image_size", 1), ("kid_subset_size", 1),
+                            ("batch_size", 1)):  # 2: a covariance needs two samples
+        at_least(f"--{option.replace('_', '-')}", getattr(args, option), minimum)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else "cpu" if args.device == "auto" else args.device)
     fake, data, source = build_fake(args, device)
@@ -121,8 +125,8 @@ def main(argv: list[str]) -> int:
     split = args.split or data.get("split") or ("unlabeled" if dataset == "stl10" else "train")
     root = args.root or data.get("root") or ".data"
     protocol = PAPER_PROTOCOL if args.protocol == "paper" else DEFAULT_PROTOCOL
-    num_fake = args.num_fake or protocol["num_fake"]
-    num_real = args.num_real or protocol["num_real"]
+    num_fake = protocol["num_fake"] if args.num_fake is None else args.num_fake
+    num_real = protocol["num_real"] if args.num_real is None else args.num_real
     reference = Reference.from_data(dataset, split, args.image_size or data["image_size"],
                                     args.channels or data["channels"], num_real, root)
 
@@ -140,7 +144,7 @@ def main(argv: list[str]) -> int:
         weights=weights or "default", feature_extractor=args.feature_extractor, seed=args.seed,
         kid_subset_size=args.kid_subset_size, batch_size=args.batch_size, device=device,
     )
-    name = "custom" if args.num_fake or args.num_real else args.protocol  # counts overridden: say so
+    name = args.protocol if args.num_fake is None and args.num_real is None else "custom"  # overridden: say so
     result = {**source, **result, "protocol": {"name": name, **result["protocol"]}, "skipped": skipped}
     out = Path(args.json) if args.json else (
         Path(args.checkpoint).with_suffix(".eval.json") if args.checkpoint
