@@ -12,7 +12,8 @@ Run layout written by ``gan fit`` (``checkpoints/<run-name>/``), for tools that 
   a checkpoint holds ``g_step`` at the top level and the hparams, so ``GAN.load_from_checkpoint`` rebuilds it;
 * ``logs/``: TensorBoard events and ``logs/metrics.csv`` (CSVLogger), one row per logged G step with columns
   ``g_step``, ``loss/d``, ``loss/g``, ``d/real``, ``d/fake``, ``lr/g``, ``lr/d``, ``speed/g_steps_per_s``;
-* ``samples/g<7-digit g_step>.png``: fixed-z sample grids (EMA generator when there is one).
+* ``samples/g<7-digit g_step>.png``: fixed-z sample grids (EMA generator when there is one);
+* ``run.lock``: held while a process trains in the folder, naming it (gan/run_folder.py).
 
 Exact resume: the G-step counter is saved in checkpoints; the latent noise of step t is drawn from a generator
 seeded by (seed, rank, t); the data stream position is saved by ``gan.data.ResumableLoader``; the LR schedule is a
