@@ -57,6 +57,22 @@ def test_fit_refuses_out_of_range_settings(run, tmp_path, capsys, override, mess
     assert files_of(tmp_path) == {}
 
 
+@pytest.mark.parametrize("callback,message", [
+    ({"class_path": "gan.callbacks.fidelity.FidelityCallback", "init_args": {"num_real": 1}},
+     "FidelityCallback.num_real=1 is out of range; use an integer >= 2"),
+    ({"class_path": "gan.callbacks.spectral.SpectralNormMonitor", "init_args": {"every_n_g_steps": 0}},
+     "SpectralNormMonitor.every_n_g_steps=0 is out of range"),
+    ({"class_path": "gan.callbacks.gradients.GradientNormMonitor", "init_args": {"num_images": -1}},
+     "GradientNormMonitor.num_images=-1 is out of range"),
+])
+def test_fit_refuses_out_of_range_callback_settings(tmp_path, capsys, callback, message):
+    """jsonargparse builds the callbacks and wraps their errors; the user still gets the one line."""
+    config = write_config(tmp_path / "callbacks.yaml", tmp_path / "out", trainer={"callbacks": [callback]})
+    assert main(["fit", "--config", str(config)]) == 2
+    one_line_error(capsys, message)
+    assert not (tmp_path / "out").exists()
+
+
 def test_fit_names_a_damaged_image_of_a_folder_dataset_before_training(run, tmp_path, capsys):
     images = tmp_path / "images"
     images.mkdir()

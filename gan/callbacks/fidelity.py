@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 
 from gan.errors import UserError
 from gan.metrics import INCEPTION, GeneratorAdapter, Reference, compute_metrics, resolve_weights
+from gan.validate import at_least
 
 
 class FidelityCallback(pl.Callback):
@@ -52,8 +53,10 @@ class FidelityCallback(pl.Callback):
         dirpath: str | None = None,
         verbose: bool = True,
     ) -> None:
-        if every_n_g_steps < 1 or num_fake < 2:
-            raise ValueError("every_n_g_steps must be >= 1 and num_fake >= 2")
+        for field, value, minimum in (("every_n_g_steps", every_n_g_steps, 1), ("num_fake", num_fake, 2),
+                                      ("num_real", num_real, 2), ("kid_subset_size", kid_subset_size, 1),
+                                      ("batch_size", batch_size, 1)):  # 2: a covariance needs two samples
+            at_least(f"FidelityCallback.{field}", value, minimum)
         self.every, self.num_fake, self.num_real = every_n_g_steps, num_fake, num_real
         self.dataset, self.split, self.root = dataset, split, root
         self.isc, self.kid, self.kid_subset_size = isc, kid, kid_subset_size

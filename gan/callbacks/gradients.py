@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from gan.module import GAN
+from gan.validate import at_least
 
 
 def input_gradient_norms(discriminator: nn.Module, images: Tensor) -> Tensor:
@@ -44,10 +45,8 @@ class GradientNormMonitor(pl.Callback):
 
     def __init__(self, every_n_g_steps: int = 1000, num_images: int = 64, seed: int = 0,
                  dirpath: str | Path | None = None) -> None:
-        if every_n_g_steps < 1 or num_images < 1:
-            raise ValueError(
-                f"GradientNormMonitor: every_n_g_steps={every_n_g_steps} and num_images={num_images} must be >= 1"
-            )
+        at_least("GradientNormMonitor.every_n_g_steps", every_n_g_steps, 1)
+        at_least("GradientNormMonitor.num_images", num_images, 1)
         self.every, self.num, self.seed, self.dirpath = every_n_g_steps, num_images, seed, dirpath
         self.real: Tensor | None = None
         self.history: list[dict] = []

@@ -17,6 +17,7 @@ from torch import nn
 from gan.layers.convnorm import ConvNorm2d
 from gan.layers.spectrum import layer_spectral_norms
 from gan.module import GAN
+from gan.validate import at_least
 
 
 def conv_input_sizes(model: nn.Module, example: torch.Tensor) -> dict[str, tuple[int, int]]:
@@ -62,8 +63,7 @@ class SpectralNormMonitor(pl.Callback):
     """
 
     def __init__(self, every_n_g_steps: int = 1000, dirpath: str | Path | None = None) -> None:
-        if every_n_g_steps < 1:
-            raise ValueError(f"SpectralNormMonitor: every_n_g_steps={every_n_g_steps} must be >= 1")
+        at_least("SpectralNormMonitor.every_n_g_steps", every_n_g_steps, 1)
         self.every, self.dirpath = every_n_g_steps, dirpath
         self.sizes: dict[str, tuple[int, int]] = {}
         self.history: list[dict] = []
