@@ -94,8 +94,9 @@ class GANCLI(LightningCLI):
         return trainer
 
     def claim_run_folder(self) -> RunLock | None:
-        """Once everything has been checked: lock the run folder (global rank 0, for the whole launch), check it
-        again under the lock (another process may have written there meanwhile), then write ``config.yaml``."""
+        """The last check (the checkpoint loads into the configured model), then, still before anything is written:
+        lock the run folder (global rank 0, for the whole launch), check it again under the lock (another process
+        may have trained there meanwhile), and only then write ``config.yaml``."""
         if self.resume_from is not None:
             check_fits(self.model, dict(self.model.hparams), self.resume_from, self.config.ckpt_path)
         if not self.trainer.is_global_zero:
