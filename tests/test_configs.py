@@ -7,8 +7,11 @@ import pytest
 import yaml
 
 from gan.cli import main
+from gan.study.grid import load_grid
 
-CONFIGS = sorted(Path(__file__).parents[1].glob("configs/**/*.yaml"))
+ROOT = Path(__file__).parents[1]
+GRIDS = sorted(ROOT.glob("configs/studies/*.yaml"))  # gan study grids, not gan fit configs
+CONFIGS = sorted(set(ROOT.glob("configs/**/*.yaml")) - set(GRIDS))
 
 
 def test_the_expected_configs_exist():
@@ -27,3 +30,9 @@ def test_config_parses(config, capsys):
     if config.parent.name != "configs":  # <dataset>/<arch>_<norm>.yaml says what it trains
         arch, norm = config.stem.split("_", 1)
         assert (resolved["model"]["arch"], resolved["model"]["norm"]) == (arch, norm.replace("_", "+"))
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=lambda p: p.stem)
+def test_study_grid_loads(grid, monkeypatch):
+    monkeypatch.chdir(ROOT)  # a grid names its base config relative to the checkout
+    assert load_grid(grid).runs()
