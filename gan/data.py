@@ -29,6 +29,7 @@ from gan.errors import UserError
 from gan.files import FileLock
 from gan.validate import at_least
 
+DATA_ROOT = ".data"  # where datasets are read from (and downloaded to) unless data.root says otherwise
 DATASETS = ("cifar10", "cifar100", "stl10", "fashion-mnist", "mnist", "folder", "synthetic")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -115,6 +116,16 @@ class SyntheticImages(Dataset):
         return self.images[index], 0
 
 
+def default_split(name: str) -> str:
+    """The split a dataset trains on unless told otherwise, and the one its FID reference is taken from."""
+    return "unlabeled" if name == "stl10" else "train"
+
+
+def item_image(item: Tensor | tuple | list) -> Tensor:
+    """The image of a dataset item or batch: items are ``(image, label)`` here, other datasets may give the image."""
+    return item[0] if isinstance(item, tuple | list) else item
+
+
 def unpack_debian_fashion_mnist(root: str | os.PathLike, source: Path | None = None) -> bool:
     """Gunzip the Debian package's IDX files (``source``, default DEBIAN_FASHION_MNIST) into
     ``root/FashionMNIST/raw`` (torchvision's layout); True if done.
@@ -153,15 +164,16 @@ def _missing(name: str, root: str, err: Exception) -> UserError:
 
 def build_dataset(
     name: str,
-    root: str = ".data",
-    split: str = "train",
+    root: str = DATA_ROOT,
+    split: str | None = None,
     image_size: int = 32,
     channels: int = 3,
     download: bool = True,
     num_samples: int = 1024,
     seed: int = 0,
 ) -> Dataset:
-    """The dataset ``name`` (see DATASETS); split "train"/"test" (stl10: "unlabeled", "train", "test").
+    """The dataset ``name`` (see DATASETS); split "train"/"test" (stl10: "unlabeled", "train", "test"; None: the
+    :func:`default_split`).
 
     ``folder`` reads every image under ``root``; ``synthetic`` makes ``num_samples`` images from ``seed``.
     """
@@ -174,6 +186,7 @@ def build_dataset(
     transform = image_transform(image_size, channels)
     if name == "folder":
         return ImageFolderFlat(root, transform)
+    split = split or default_split(name)
     splits = ("unlabeled", "train", "test", "train+unlabeled") if name == "stl10" else ("train", "test")
     if split not in splits:
         raise UserError(f"data.split={split!r} does not exist for {name}; choose one of: {', '.join(splits)}")
@@ -241,7 +254,7 @@ class GANDataModule(pl.LightningDataModule):
     Args:
         name: one of cifar10, cifar100, stl10, fashion-mnist, mnist, folder, synthetic.
         root: data folder (torchvision datasets download here); for ``folder``, the image folder itself.
-        split: default "train" ("unlabeled" for stl10).
+        split: None: the dataset's training split (:func:`default_split`: "train", "unlabeled" for stl10).
         image_size, channels: what the models expect; images are resized / centre-cropped / converted to fit.
         batch_size: real images per discriminator step (per process under DDP).
         num_workers: loader worker processes (0 loads in the training process).
@@ -253,7 +266,7 @@ class GANDataModule(pl.LightningDataModule):
     def __init__(
         self,
         name: str = "cifar10",
-        root: str = ".data",
+        root: str = DATA_ROOT,
         split: str | None = None,
         image_size: int = 32,
         channels: int = 3,
@@ -273,9 +286,9 @@ class GANDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.dataset is None:
             h = self.hparams
-            split = h.split or ("unlabeled" if h.name == "stl10" else "train")
             self.dataset = build_dataset(
-                h.name, h.root, split, h.image_size, h.channels, h.download, h.num_samples, h.seed
+                h.name, root=h.root, split=h.split or default_split(h.name), image_size=h.image_size,
+                channels=h.channels, download=h.download, num_samples=h.num_samples, seed=h.seed,
             )
 
     def train_dataloader(self) -> ResumableLoader:

@@ -1,4 +1,5 @@
-"""A CSV logger that keeps a run's earlier rows: resuming into the same run folder appends to ``metrics.csv``.
+"""Logging metrics: one call that reaches every logger, and a CSV logger that keeps a run's earlier rows (resuming
+into the same run folder appends to ``metrics.csv``).
 
 Lightning's CSVLogger deletes an existing ``metrics.csv`` when it starts, so a resumed run would lose the log of
 everything before the checkpoint (and nothing written must be lost to a restart).
@@ -7,9 +8,10 @@ everything before the checkpoint (and nothing written must be lost to a restart)
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable
 
 from lightning_fabric.loggers.logger import rank_zero_experiment
-from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers import CSVLogger, Logger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
 
@@ -31,3 +33,11 @@ class AppendingCSVLogger(CSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _AppendingWriter(log_dir=self.log_dir)
         return self._experiment
+
+
+def send_metrics(loggers: Iterable[Logger], metrics: dict[str, float], step: int) -> None:
+    """Log ``metrics`` to every logger against ``step`` (the G step) and flush them, so the files on disk are
+    current whenever training stops."""
+    for logger in loggers:
+        logger.log_metrics(metrics, step=step)
+        logger.save()

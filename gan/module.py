@@ -5,15 +5,8 @@ One ``training_step`` is one SNGAN iteration: ``n_dis`` discriminator steps, eac
 ``dataloader_iter``, then one generator step. So Lightning's batch index counts G steps, while
 ``trainer.global_step`` counts every optimizer step (``n_dis + 1`` per iteration): schedules follow ``g_step``.
 
-Run layout written by ``gan fit`` (``checkpoints/<run-name>/``), for tools that read runs:
-
-* ``config.yaml``: the full LightningCLI config of the run (re-run it with ``gan fit --config``);
-* ``ckpt/last.ckpt`` (always, at every checkpoint and at the end) and ``ckpt/g<7-digit g_step>.ckpt``;
-  a checkpoint holds ``g_step`` at the top level and the hparams, so ``GAN.load_from_checkpoint`` rebuilds it;
-* ``logs/``: TensorBoard events and ``logs/metrics.csv`` (CSVLogger), one row per logged G step with columns
-  ``g_step``, ``loss/d``, ``loss/g``, ``d/real``, ``d/fake``, ``lr/g``, ``lr/d``, ``speed/g_steps_per_s``;
-* ``samples/g<7-digit g_step>.png``: fixed-z sample grids (EMA generator when there is one);
-* ``run.lock``: held while a process trains in the folder, naming it (gan/run_folder.py).
+A checkpoint holds ``g_step`` at the top level and the hparams, so ``GAN.load_from_checkpoint`` rebuilds it. The
+run folder ``gan fit`` writes is described in ``gan.runs``.
 
 Exact resume: the G-step counter is saved in checkpoints; the latent noise of step t is drawn from a generator
 seeded by (seed, rank, t); the data stream position is saved by ``gan.data.ResumableLoader``; the LR schedule is a
@@ -36,10 +29,13 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from gan.checkpoint_io import load_checkpoint_file
+from gan.data import item_image
 from gan.divergence import EXPLODING_LOSS, DivergedError, LossWatch, nonfinite
 from gan.errors import UserError
+from gan.loggers import send_metrics
 from gan.losses import get_loss
 from gan.models import build_discriminator, build_generator
+from gan.modes import eval_mode
 from gan.validate import at_least, in_range, positive
 
 DIVERGED_FIX = ("Lower model.lr_d / model.lr_g (or check the data), then resume from the last finite checkpoint "
@@ -141,12 +137,8 @@ class GAN(pl.LightningModule):
     def generate(self, z: Tensor, ema: bool = True) -> Tensor:
         """Images in [-1, 1] from latents ``z``: the EMA generator when there is one and ``ema``, in eval mode."""
         g = self.generator_ema if (ema and self.generator_ema is not None) else self.generator
-        was_training = g.training
-        g.eval()
-        try:
+        with eval_mode(g):
             return g(z.to(self.device)).clamp(-1, 1)
-        finally:
-            g.train(was_training)
 
     # ---- Lightning hooks --------------------------------------------------------------------------------------
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
@@ -181,8 +173,7 @@ class GAN(pl.LightningModule):
 
     def _next_real(self, dataloader_iter: Iterator) -> Tensor:
         batch, _, _ = next(dataloader_iter)
-        images = batch[0] if isinstance(batch, (list, tuple)) else batch
-        return images.to(self.device, non_blocking=True)
+        return item_image(batch).to(self.device, non_blocking=True)
 
     def training_step(self, dataloader_iter: Iterator) -> None:
         h = self.hparams
@@ -272,9 +263,7 @@ class GAN(pl.LightningModule):
         }
         self._check_losses()  # before the loggers: no NaN row (a resume from the last good checkpoint logs anew)
         # straight to the loggers with step = g_step (self.log would index rows by Lightning's batch counter)
-        for logger in self.loggers:
-            logger.log_metrics(self.last_metrics, step=self._g_step)
-            logger.save()
+        send_metrics(self.loggers, self.last_metrics, self._g_step)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

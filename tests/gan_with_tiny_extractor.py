@@ -2,7 +2,7 @@
 
 import sys
 
-import test_metrics  # noqa: F401 - registers the tiny extractor with torch-fidelity
+import conftest  # noqa: F401 - registers the tiny extractor with torch-fidelity
 
 from gan.cli import main
 

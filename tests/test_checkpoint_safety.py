@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from _tiny import DATA, MODEL, files_of, write_config
+from conftest import TINY_DATA, TINY_MODEL, files_of, write_config
 from test_metrics import TINY
 
 from gan.checkpoint_io import SafeCheckpointIO, load_checkpoint_file
@@ -78,7 +78,7 @@ def test_lightning_resume_loads_through_the_safe_reader(payload):
                          enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
                          plugins=[SafeCheckpointIO()])
     with pytest.raises(UserError, match="refused: it names posix.system"):
-        trainer.fit(GAN(**MODEL), datamodule=GANDataModule(**DATA), ckpt_path=path, weights_only=False)
+        trainer.fit(GAN(**TINY_MODEL), datamodule=GANDataModule(**TINY_DATA), ckpt_path=path, weights_only=False)
     assert not marker.exists()
 
 

@@ -3,10 +3,13 @@
 import csv
 
 import pytest
+import torch
 import yaml
 from PIL import Image
 
+from gan.callbacks import save_grid
 from gan.cli import main
+from gan.module import load_gan
 
 CONFIG = {
     "model": {"arch": "cnn", "z_dim": 8, "g_width": 4, "d_width": 4, "norm": "convnorm", "n_dis": 1,
@@ -69,7 +72,7 @@ def test_print_config(run, capsys):
 def test_sample_grid_and_folder(run, tmp_path, capsys):
     _, run_dir = run
     ckpt = str(run_dir / "ckpt" / "last.ckpt")
-    assert main(["sample", ckpt, "--num", "4", "--out", str(tmp_path / "grid.png"), "--ema", "--seed", "1"]) == 0
+    assert main(["sample", ckpt, "--num", "4", "--out", str(tmp_path / "grid.png"), "--seed", "1"]) == 0
     assert Image.open(tmp_path / "grid.png").size == (2 * 16 + 3 * 2, 2 * 16 + 3 * 2)
     assert main(["sample", ckpt, "--num", "5", "--folder", "--out", str(tmp_path / "imgs"), "--batch-size", "2"]) == 0
     files = sorted(p.name for p in (tmp_path / "imgs").iterdir())
@@ -77,6 +80,23 @@ def test_sample_grid_and_folder(run, tmp_path, capsys):
     assert Image.open(tmp_path / "imgs" / files[0]).size == (16, 16)
     assert main(["sample", ckpt, "--num", "5", "--folder", "--out", str(tmp_path / "again"), "--batch-size", "5"]) == 0
     assert (tmp_path / "again" / "000004.png").read_bytes() == (tmp_path / "imgs" / "000004.png").read_bytes()
+
+
+def test_sample_uses_the_ema_generator_unless_told_not_to(run, tmp_path, capsys):
+    _, run_dir = run
+    checkpoint = torch.load(run_dir / "ckpt" / "last.ckpt", map_location="cpu", weights_only=False)
+    checkpoint["state_dict"]["generator_ema.linear.bias"] += 1.0  # an EMA generator clearly unlike the raw one
+    ckpt = tmp_path / "ema.ckpt"
+    torch.save(checkpoint, ckpt)
+    model = load_gan(ckpt)
+    z = model.sample_z(4, torch.Generator().manual_seed(1))
+    expected = {ema: save_grid(model.generate(z, ema=ema), tmp_path / f"expected-{ema}.png") for ema in (True, False)}
+    assert expected[True].read_bytes() != expected[False].read_bytes()
+    assert main(["sample", str(ckpt), "--num", "4", "--seed", "1", "--out", str(tmp_path / "default.png")]) == 0
+    assert "(EMA generator," in capsys.readouterr().out
+    assert (tmp_path / "default.png").read_bytes() == expected[True].read_bytes()  # as gan eval and the grids
+    assert main(["sample", str(ckpt), "--num", "4", "--seed", "1", "--out", str(tmp_path / "raw.png"), "--no-ema"]) == 0
+    assert (tmp_path / "raw.png").read_bytes() == expected[False].read_bytes()
 
 
 def test_sample_bad_checkpoint(tmp_path, capsys):

@@ -1,5 +1,5 @@
 """Every shipped config parses into the LightningCLI schema (a typo in a config would otherwise surface only
-when a user starts a long run)."""
+when a user starts a long run), and every study grid expands into run configs that parse."""
 
 from pathlib import Path
 
@@ -10,29 +10,39 @@ from gan.cli import main
 from gan.study.grid import load_grid
 
 ROOT = Path(__file__).parents[1]
-GRIDS = sorted(ROOT.glob("configs/studies/*.yaml"))  # gan study grids, not gan fit configs
-CONFIGS = sorted(set(ROOT.glob("configs/**/*.yaml")) - set(GRIDS))
+GRIDS = sorted(p for p in ROOT.glob("configs/studies/*.yaml") if "variants" in yaml.safe_load(p.read_text()))
+CONFIGS = sorted(p for p in ROOT.glob("configs/**/*.yaml") if p not in GRIDS)  # a study's base config is one
+
+
+def printed_config(path: Path, capsys: pytest.CaptureFixture) -> dict:
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--config", str(path), "--print_config"])
+    assert exit_.value.code in (0, None)
+    return yaml.safe_load(capsys.readouterr().out)
 
 
 def test_the_expected_configs_exist():
     names = {str(p.relative_to(p.parents[1] if p.parent.name != "configs" else p.parent)) for p in CONFIGS}
     for norm in ("none", "spectral", "convnorm", "convnorm_spectral"):
         assert {f"cifar10/cnn_{norm}.yaml", f"cifar10/resnet_{norm}.yaml", f"stl10/resnet_{norm}.yaml"} <= names
-    assert "fashion_mnist.yaml" in names
+    assert "fashion_mnist.yaml" in names and GRIDS
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
 def test_config_parses(config, capsys):
-    with pytest.raises(SystemExit) as exit_:
-        main(["fit", "--config", str(config), "--print_config"])
-    assert exit_.value.code in (0, None)
-    resolved = yaml.safe_load(capsys.readouterr().out)
-    if config.parent.name != "configs":  # <dataset>/<arch>_<norm>.yaml says what it trains
+    resolved = printed_config(config, capsys)
+    if config.parent.name not in ("configs", "studies"):  # <dataset>/<arch>_<norm>.yaml says what it trains
         arch, norm = config.stem.split("_", 1)
         assert (resolved["model"]["arch"], resolved["model"]["norm"]) == (arch, norm.replace("_", "+"))
 
 
 @pytest.mark.parametrize("grid", GRIDS, ids=lambda p: p.stem)
-def test_study_grid_loads(grid, monkeypatch):
-    monkeypatch.chdir(ROOT)  # a grid names its base config relative to the checkout
-    assert load_grid(grid).runs()
+def test_study_grid_expands_into_configs_that_parse(grid, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)  # a grid names its base config relative to the repository
+    study = load_grid(grid, tmp_path)
+    for run in (r for r in study.runs() if r.seed == study.seeds[0]):  # one seed: the variants are what differ
+        path = tmp_path / f"{run.name}.yaml"
+        path.write_text(yaml.safe_dump(run.config))
+        resolved = printed_config(path, capsys)
+        assert resolved["model"]["norm"] == run.config["model"]["norm"], run.name
+        assert resolved["seed_everything"] == resolved["model"]["seed"] == run.seed

@@ -3,13 +3,11 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from _tiny import MODEL
 
 from gan.errors import UserError
 from gan.layers.convnorm import ConvNorm2d
 from gan.layers.spectrum import convnorm_spectral_norm
 from gan.models import build_discriminator
-from gan.module import GAN
 
 
 @pytest.mark.parametrize("k,p,s", [(3, 1, 1), (4, 1, 2), (1, 0, 1), (5, 2, 2)])
@@ -75,14 +73,14 @@ def test_discriminator_takes_the_variant_from_the_config(norm):
     ({"affine_init": "zeros"}, "affine_init='zeros'"),
     ({"batchnorm": True}, "unknown option(s) batchnorm"),
 ])
-def test_bad_variant_is_a_clear_error(options, message):
+def test_bad_variant_is_a_clear_error(options, message, tiny_gan_factory):
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        GAN(**{**MODEL, "norm": "convnorm", "convnorm": options})
+        tiny_gan_factory(norm="convnorm", convnorm=options)
 
 
 @pytest.mark.parametrize("options,g_step_batch", [(None, 4), ({"bn": True}, 8)])
-def test_g_step_scores_fakes_beside_reals_only_when_d_has_batch_statistics(options, g_step_batch):
-    model = GAN(**{**MODEL, "norm": "convnorm", "convnorm": options, "n_dis": 1})
+def test_g_step_scores_fakes_beside_reals_only_when_d_has_batch_statistics(options, g_step_batch, tiny_gan_factory):
+    model = tiny_gan_factory(norm="convnorm", convnorm=options, n_dis=1)
     seen = []
     model.discriminator.register_forward_pre_hook(lambda _, args: seen.append(args[0].shape[0]))
     real = torch.randn(4, 1, 8, 8)

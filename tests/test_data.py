@@ -10,10 +10,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from _tiny import child_env
+from conftest import child_env
 from PIL import Image
 
-from gan.data import GANDataModule, InfiniteBatchSampler, ResumableLoader, build_dataset, unpack_debian_fashion_mnist
+from gan.data import (
+    DATASETS,
+    GANDataModule,
+    InfiniteBatchSampler,
+    ResumableLoader,
+    build_dataset,
+    default_split,
+    unpack_debian_fashion_mnist,
+)
 from gan.errors import UserError
 
 
@@ -50,14 +58,20 @@ def _idx(path: Path, magic: int, dims: tuple[int, ...], payload: bytes) -> None:
         f.write(struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in dims) + payload)
 
 
-def test_fashion_mnist_from_the_debian_package_layout(tmp_path):
+@pytest.fixture
+def debian_fashion_mnist(tmp_path) -> Path:
+    """The Debian package's layout with a train split of 3 white images and a test split of 2 black ones."""
     src = tmp_path / "deb"
     src.mkdir()
-    for prefix, n in (("train", 3), ("t10k", 2)):
-        _idx(src / f"{prefix}-images-idx3-ubyte.gz", 2051, (n, 28, 28), bytes([255]) * (n * 28 * 28))
+    for prefix, n, pixel in (("train", 3, 255), ("t10k", 2, 0)):
+        _idx(src / f"{prefix}-images-idx3-ubyte.gz", 2051, (n, 28, 28), bytes([pixel]) * (n * 28 * 28))
         _idx(src / f"{prefix}-labels-idx1-ubyte.gz", 2049, (n,), bytes(range(n)))
+    return src
+
+
+def test_fashion_mnist_from_the_debian_package_layout(tmp_path, debian_fashion_mnist):
     root = tmp_path / "data"
-    assert unpack_debian_fashion_mnist(root, src)
+    assert unpack_debian_fashion_mnist(root, debian_fashion_mnist)
     assert (root / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").stat().st_size == 16 + 3 * 28 * 28
     ds = build_dataset("fashion-mnist", root=str(root), split="train", image_size=32, channels=1, download=False)
     assert len(ds) == 3 and ds[0][0].shape == (1, 32, 32) and ds[0][0].min() == 1
@@ -146,7 +160,14 @@ def test_loader_resumes_where_it_stopped():
     assert first.state_dict() == {"consumed": 6}
 
 
-def test_datamodule_default_split_and_loader():
-    dm = GANDataModule("synthetic", image_size=8, channels=3, batch_size=4, num_workers=0, num_samples=16)
+def test_datamodule_default_split_and_loader(tmp_path, debian_fashion_mnist):
+    root = tmp_path / "data"
+    unpack_debian_fashion_mnist(root, debian_fashion_mnist)
+    options = dict(root=str(root), image_size=8, channels=1, batch_size=2, num_workers=0, download=False)
+    dm = GANDataModule("fashion-mnist", **options)  # no split: the training split (3 white images, not 2 black)
     images, _ = next(iter(dm.train_dataloader()))
-    assert images.shape == (4, 3, 8, 8) and images.dtype == torch.float32
+    assert len(dm.dataset) == 3 and images.shape == (2, 1, 8, 8) and images.dtype == torch.float32
+    assert torch.equal(images, torch.ones_like(images))
+    test = GANDataModule("fashion-mnist", split="test", **options)
+    assert torch.equal(next(iter(test.train_dataloader()))[0], -torch.ones(2, 1, 8, 8))
+    assert [default_split(name) for name in DATASETS] == ["train", "train", "unlabeled", *["train"] * 4]

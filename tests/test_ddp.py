@@ -14,12 +14,12 @@ SCRIPT = textwrap.dedent("""
     import pytorch_lightning as pl
     import torch
     sys.path.insert(0, sys.argv[2])
-    from _tiny import DATA, MODEL
+    from conftest import TINY_DATA, TINY_MODEL
     from gan.data import GANDataModule
     from gan.module import GAN
 
     pl.seed_everything(0, verbose=False)
-    model = GAN(**MODEL)
+    model = GAN(**TINY_MODEL)
     init = {k: v.clone() for k, v in model.generator.state_dict().items()}
     trainer = pl.Trainer(
         accelerator="cpu", devices=2, strategy="ddp_find_unused_parameters_true",
@@ -27,7 +27,7 @@ SCRIPT = textwrap.dedent("""
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         use_distributed_sampler=False,
     )
-    trainer.fit(model, datamodule=GANDataModule(**DATA))
+    trainer.fit(model, datamodule=GANDataModule(**TINY_DATA))
     torch.save({"g_step": model.g_step, "state": model.state_dict(), "init": init,
                 "consumed": trainer.train_dataloader.consumed},
                Path(sys.argv[1]) / f"rank{trainer.global_rank}.pt")

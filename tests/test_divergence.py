@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _tiny import files_of, write_config
+from conftest import files_of, write_config
 
 from gan.cli import main
 from gan.divergence import LossWatch, nonfinite

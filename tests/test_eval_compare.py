@@ -1,5 +1,5 @@
 """The FID callback in a real (tiny) ``gan fit``, ``gan eval`` of its checkpoint and of a PNG folder, and
-``gan compare``; the tiny feature extractor from test_metrics stands in for Inception."""
+``gan compare``; the tiny feature extractor of conftest.py stands in for Inception."""
 
 from __future__ import annotations
 
@@ -10,17 +10,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from test_metrics import TINY
 from torchvision.utils import save_image
 
 from gan.callbacks.fidelity import FidelityCallback
 from gan.cli import main
 from gan.commands import evaluate
 from gan.errors import UserError
-from gan.metrics import InceptionWeights
+from gan.metrics import EVAL_SEED, PROTOCOLS, InceptionWeights, Protocol
 from gan.module import load_gan
 
-CONFIG = f"""
+CONFIG = """
 model: {{arch: cnn, g_width: 16, d_width: 16, z_dim: 8, n_dis: 1, max_g_steps: 4, log_every_n_g_steps: 1}}
 data: {{name: synthetic, image_size: 8, channels: 1, batch_size: 8, num_workers: 0, num_samples: 64}}
 run: {{name: tiny, sample_every: 2, ckpt_every: 2}}
@@ -28,20 +27,25 @@ trainer:
   accelerator: cpu
   callbacks:
     - class_path: gan.callbacks.fidelity.FidelityCallback
-      init_args: {{every_n_g_steps: 2, num_fake: 20, num_real: 40, feature_extractor: {TINY}, verbose: false}}
+      init_args: {{every_n_g_steps: 2, num_fake: 20, num_real: 40, feature_extractor: {extractor}, verbose: false}}
 """
-EVAL = ["--feature-extractor", TINY, "--num-real", "40", "--seed", "2020"]
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run(tmp_path_factory: pytest.TempPathFactory, tiny_extractor: str) -> Path:
     """A 4-G-step run on synthetic data with the FID callback every 2 G steps."""
     root = tmp_path_factory.mktemp("runs")
-    (root / "tiny.yaml").write_text(CONFIG)
+    (root / "tiny.yaml").write_text(CONFIG.format(extractor=tiny_extractor))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GAN_CACHE", str(root / "cache"))
         assert main(["fit", "--config", str(root / "tiny.yaml"), "--run.out_dir", str(root)]) == 0
     return root / "tiny"
+
+
+@pytest.fixture
+def eval_args(tiny_extractor: str) -> list[str]:
+    """gan eval options shared by the tests: the tiny extractor against 40 reference images, seed 2020."""
+    return ["--feature-extractor", tiny_extractor, "--num-real", "40", "--seed", "2020"]
 
 
 @pytest.fixture(autouse=True)
@@ -49,11 +53,12 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GAN_CACHE", str(tmp_path / "cache"))
 
 
-def test_callback_logs_fid_against_g_step_and_keeps_the_best(run: Path):
+def test_callback_logs_fid_against_g_step_and_keeps_the_best(run: Path, tiny_extractor):
     lines = [json.loads(x) for x in (run / "fidelity.jsonl").read_text().splitlines()]
     assert [x["g_step"] for x in lines] == [2, 4]
     assert lines[0]["protocol"]["num_fake"] == 20 and lines[0]["protocol"]["num_real_used"] == 40
-    assert lines[0]["protocol"]["reference"] == "synthetic/train/grey" and lines[0]["weights"]["ident"] == TINY
+    assert lines[0]["protocol"]["reference"] == "synthetic/train/grey"
+    assert lines[0]["weights"]["ident"] == tiny_extractor
     rows = [r for r in (run / "logs" / "metrics.csv").read_text().splitlines()[1:] if r.split(",")[2]]
     header = (run / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
     fid_col, step_col, g_col = header.index("eval/fid"), header.index("step"), header.index("g_step")
@@ -66,9 +71,9 @@ def test_callback_logs_fid_against_g_step_and_keeps_the_best(run: Path):
     assert best["g_step"] == state["best_step"]
 
 
-def test_eval_of_the_checkpoint_reproduces_the_callback(run: Path, capsys):
+def test_eval_of_the_checkpoint_reproduces_the_callback(run: Path, capsys, eval_args):
     out = run / "eval.json"
-    assert main(["eval", str(run / "ckpt" / "last.ckpt"), "--num-fake", "20", *EVAL, "--json", str(out)]) == 0
+    assert main(["eval", str(run / "ckpt" / "last.ckpt"), "--num-fake", "20", *eval_args, "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     last = json.loads((run / "fidelity.jsonl").read_text().splitlines()[-1])
     assert result["metrics"]["fid"] == pytest.approx(last["metrics"]["fid"], rel=1e-12)
@@ -77,13 +82,25 @@ def test_eval_of_the_checkpoint_reproduces_the_callback(run: Path, capsys):
     assert "| FID |" in table and "synthetic/train/grey 8px, n=40" in table and "| 2020 |" in table
 
 
-def test_eval_of_a_png_folder_equals_eval_of_the_generator(run: Path, tmp_path: Path):
+def test_a_protocol_is_one_registry_entry(run: Path, tmp_path: Path, tiny_extractor, monkeypatch, capsys):
+    monkeypatch.setitem(PROTOCOLS, "tiny", Protocol("tiny", 12, 30, "these tests"))
+    evaluate.parser().print_help()
+    assert "tiny = 12 generated vs 30 real (these tests)" in capsys.readouterr().out
+    out = tmp_path / "tiny.json"
+    argv = ["eval", str(run / "ckpt" / "last.ckpt"), "--protocol", "tiny", "--feature-extractor", tiny_extractor]
+    assert main([*argv, "--json", str(out)]) == 0
+    protocol = json.loads(out.read_text())["protocol"]
+    assert (protocol["name"], protocol["num_fake"], protocol["num_real_used"]) == ("tiny", 12, 30)
+    assert protocol["seed"] == EVAL_SEED
+
+
+def test_eval_of_a_png_folder_equals_eval_of_the_generator(run: Path, tmp_path: Path, eval_args):
     gan = load_gan(run / "ckpt" / "last.ckpt")
     z = torch.from_numpy(np.random.RandomState(2020).randn(30, gan.z_dim)).float()  # torch-fidelity's noise
     images = gan.generate(z)
     for i, image in enumerate(images):
         save_image((image + 1) / 2, tmp_path / f"{i:03d}.png")
-    kw = [*EVAL, "--metrics", "fid,kid,isc", "--kid-subset-size", "20"]
+    kw = [*eval_args, "--metrics", "fid,kid,isc", "--kid-subset-size", "20"]
     assert main(["eval", str(run / "ckpt" / "last.ckpt"), "--num-fake", "30", *kw, "--json", str(tmp_path / "a")]) == 0
     assert main(["eval", "--folder", str(tmp_path), "--dataset", "synthetic", "--channels", "1", *kw,
                  "--json", str(tmp_path / "b")]) == 0
@@ -136,21 +153,21 @@ def test_compare_tables_and_plots_runs(run: Path, tmp_path: Path, capsys):
     assert main(["compare", str(tmp_path / "nope")]) == 2
 
 
-def test_callback_on_other_ranks_waits_for_rank_zero_and_saves_the_best(tmp_path: Path):
+def test_callback_on_other_ranks_waits_for_rank_zero_and_saves_the_best(tmp_path: Path, tiny_extractor):
     saved: list[Path] = []
     trainer = SimpleNamespace(
         is_global_zero=False, strategy=SimpleNamespace(broadcast=lambda value, src: 12.5), callbacks=[],
         default_root_dir=str(tmp_path), save_checkpoint=saved.append, should_stop=False,
     )
     module = SimpleNamespace(g_step=10)
-    callback = FidelityCallback(every_n_g_steps=5, feature_extractor=TINY)
+    callback = FidelityCallback(every_n_g_steps=5, feature_extractor=tiny_extractor)
     callback.on_train_batch_end(trainer, module)
     assert callback.best_fid == 12.5 and saved == [tmp_path / "ckpt" / "best_fid.ckpt"]
     callback.on_train_batch_end(trainer, module)  # same G step again: no second evaluation
     module.g_step = 11
     callback.on_train_batch_end(trainer, module)  # off schedule
     assert len(saved) == 1
-    restored = FidelityCallback(feature_extractor=TINY)
+    restored = FidelityCallback(feature_extractor=tiny_extractor)
     restored.load_state_dict(callback.state_dict())
     assert (restored.best_fid, restored.best_step, restored.last_step) == (12.5, 10, 10)
 

@@ -5,7 +5,6 @@ import json
 
 import pytest
 import torch
-from _tiny import fit
 from torch import nn
 
 from gan.callbacks.gradients import GradientNormMonitor, input_gradient_norms
@@ -22,9 +21,9 @@ def test_gradient_norms_are_per_image_and_exact():
 
 
 @pytest.mark.parametrize("norm", ["spectral", "convnorm"])
-def test_monitor_logs_real_and_fake_against_g_step(tmp_path, norm):
+def test_monitor_logs_real_and_fake_against_g_step(tmp_path, norm, tiny_fit):
     monitor = GradientNormMonitor(every_n_g_steps=2, num_images=6, dirpath=tmp_path)
-    fit(tmp_path, callbacks=[monitor], norm=norm)
+    tiny_fit(tmp_path, callbacks=[monitor], norm=norm)
     rows = [json.loads(line) for line in open(tmp_path / "gradient_norms.jsonl")]
     assert [r["g_step"] for r in rows] == [2, 4]
     for row in rows:
@@ -34,10 +33,10 @@ def test_monitor_logs_real_and_fake_against_g_step(tmp_path, norm):
 
 
 @pytest.mark.parametrize("options", [None, {"bn": True}])
-def test_monitoring_does_not_change_training(tmp_path, options):
-    plain, _ = fit(tmp_path / "a", norm="convnorm+spectral", convnorm=options)
+def test_monitoring_does_not_change_training(tmp_path, options, tiny_fit):
+    plain, _ = tiny_fit(tmp_path / "a", norm="convnorm+spectral", convnorm=options)
     monitor = GradientNormMonitor(every_n_g_steps=1, num_images=4, dirpath=tmp_path / "b")
-    monitored, _ = fit(tmp_path / "b", callbacks=[monitor], norm="convnorm+spectral", convnorm=options)
+    monitored, _ = tiny_fit(tmp_path / "b", callbacks=[monitor], norm="convnorm+spectral", convnorm=options)
     assert len(monitor.history) == 4
     for (name, a), b in zip(plain.state_dict().items(), monitored.state_dict().values()):
         assert torch.equal(a, b), name

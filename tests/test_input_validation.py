@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _tiny import files_of, write_config
+from conftest import files_of, write_config
 from PIL import Image
 from test_metrics import TINY
 

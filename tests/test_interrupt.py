@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _tiny import start_gan, write_config
+from conftest import start_gan, write_config
 
 from gan.module import read_checkpoint
 

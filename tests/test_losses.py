@@ -27,12 +27,31 @@ def test_wasserstein_values():
     assert g(torch.tensor([1.0, 3.0])).item() == -2.0
 
 
+# d loss / d real_i, d loss / d fake_i and d g loss / d fake_i, derived by hand, for n logits per side
+GRADIENTS = {
+    "hinge": (lambda r, n: -(r < 1).double() / n, lambda f, n: (f > -1).double() / n,
+              lambda f, n: -torch.ones_like(f) / n),
+    "non-saturating": (lambda r, n: -torch.sigmoid(-r) / n, lambda f, n: torch.sigmoid(f) / n,
+                       lambda f, n: -torch.sigmoid(-f) / n),
+    "wasserstein": (lambda r, n: -torch.ones_like(r) / n, lambda f, n: torch.ones_like(f) / n,
+                    lambda f, n: -torch.ones_like(f) / n),
+}
+
+
 @pytest.mark.parametrize("name", list(LOSSES))
-def test_losses_are_finite_with_gradients(name):
-    d, g = get_loss(name)
-    real, fake = torch.randn(4, requires_grad=True), torch.randn(4, requires_grad=True)
-    (d(real, fake) + g(fake)).backward()
-    assert torch.isfinite(real.grad).all() and torch.isfinite(fake.grad).all()
+def test_gradients_match_their_closed_forms_and_stay_finite_at_extreme_logits(name):
+    assert set(GRADIENTS) == set(LOSSES)
+    d_loss, g_loss = get_loss(name)
+    d_real, d_fake, g_fake = GRADIENTS[name]
+    torch.manual_seed(0)
+    for scale in (2.0, 200.0):  # 200: far into softplus' saturation, where a naive log(sigmoid) overflows
+        real = (torch.randn(6, dtype=torch.float64) * scale).requires_grad_()
+        fake = (torch.randn(6, dtype=torch.float64) * scale).requires_grad_()
+        grad_real, grad_fake = torch.autograd.grad(d_loss(real, fake), (real, fake))
+        (grad_g,) = torch.autograd.grad(g_loss(fake), fake)
+        for got, expected in ((grad_real, d_real(real, 6)), (grad_fake, d_fake(fake, 6)), (grad_g, g_fake(fake, 6))):
+            assert torch.isfinite(got).all()
+            torch.testing.assert_close(got, expected.detach(), rtol=1e-12, atol=1e-15)
 
 
 def test_unknown_loss_names_the_choices():

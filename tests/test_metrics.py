@@ -1,7 +1,7 @@
 """gan.metrics against torch-fidelity itself: same FID / IS / KID, caches that survive damage, clear refusals.
 
-Fast tests use a tiny feature extractor registered with torch-fidelity; ``test_metrics_inception.py`` holds
-the one check with the real (offline) Inception weights.
+Fast tests use the tiny feature extractor of conftest.py; ``test_metrics_inception.py`` holds the checks with the
+real (offline) Inception weights.
 """
 
 from __future__ import annotations
@@ -11,96 +11,41 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 import torch_fidelity
 from torch import nn
 from torch.utils.data import Dataset
-from torch_fidelity import FeatureExtractorBase
-from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from gan import metrics as M
 from gan.errors import UserError
 
-TINY = "gan-tiny-test"
+
+@pytest.fixture
+def reference(tiny_images):
+    """A factory of references over ``n`` tiny images, counting in ``calls`` each time the set is built."""
+
+    def make(n: int = 60, calls: list | None = None, name: str = "tiny/train") -> M.Reference:
+        def build() -> Dataset:
+            if calls is not None:
+                calls.append(1)
+            return M.UInt8Images(tiny_images(n))
+
+        return M.Reference(name, build, 8, None)
+
+    return make
 
 
-class TinyExtractor(FeatureExtractorBase):
-    """uint8 3xHxW -> 32 fixed random features and 10 'logits': cheap, deterministic, non-linear."""
-
-    def __init__(self, name: str, features_list: list[str], **kwargs: object) -> None:
-        super().__init__(name, features_list)
-        g = torch.Generator().manual_seed(0)
-        self.register_buffer("proj", torch.randn(48, 32, generator=g))
-        self.register_buffer("head", torch.randn(32, 10, generator=g))
-
-    @staticmethod
-    def get_provided_features_list() -> tuple[str, ...]:
-        return "feat", "logits_unbiased"
-
-    @staticmethod
-    def get_default_feature_layer_for_metric(metric: str) -> str:
-        return "logits_unbiased" if metric == "isc" else "feat"
-
-    @staticmethod
-    def can_be_compiled() -> bool:
-        return False
-
-    @staticmethod
-    def get_dummy_input_for_compile() -> torch.Tensor:
-        return torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        assert x.dtype == torch.uint8 and x.shape[1] == 3
-        pooled = F.adaptive_avg_pool2d(x.float() / 255, 4).flatten(1)
-        feat = torch.tanh(pooled @ self.proj) * 3
-        out = {"feat": feat, "logits_unbiased": feat @ self.head}
-        return tuple(out[name] for name in self.features_list)
-
-
-if TINY not in FEATURE_EXTRACTORS_REGISTRY:
-    torch_fidelity.register_feature_extractor(TINY, TinyExtractor)
-
-
-class TinyGenerator(nn.Module):
-    """z -> C x 8 x 8 in [-1, 1], with a BatchNorm so eval mode matters."""
-
-    def __init__(self, z_dim: int = 8, channels: int = 3) -> None:
-        super().__init__()
-        self.channels = channels
-        self.net = nn.Sequential(nn.Linear(z_dim, 64), nn.BatchNorm1d(64), nn.ReLU(), nn.Linear(64, channels * 64))
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.net(z)).view(-1, self.channels, 8, 8)
-
-
-class Images(Dataset):
-    def __init__(self, n: int, seed: int = 0, size: int = 8) -> None:
-        g = torch.Generator().manual_seed(seed)
-        self.images = torch.tanh(2 * F.interpolate(torch.randn(n, 3, 3, 3, generator=g), size=size, mode="bilinear"))
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return self.images[i], 0
-
-
-def reference(n: int = 60, calls: list | None = None, name: str = "tiny/train") -> M.Reference:
-    def build() -> Dataset:
-        if calls is not None:
-            calls.append(1)
-        return M.UInt8Images(Images(n))
-
-    return M.Reference(name, build, 8, None)
-
-
-def tf_metrics(fake, real, n_fake: int, **kw) -> dict:
+@pytest.fixture
+def tf_metrics(tiny_extractor):
     """torch-fidelity's calculate_metrics, called directly (no cache) on the same images."""
-    extra = {"input1_model_num_samples": n_fake} if isinstance(fake, M.GeneratorAdapter) else {}
-    return torch_fidelity.calculate_metrics(
-        input1=fake, input2=real, feature_extractor=TINY, cuda=False, cache=False, verbose=False,
-        save_cpu_ram=True, **extra, **kw,
-    )
+
+    def run(fake, real, n_fake: int, **kw) -> dict:
+        extra = {"input1_model_num_samples": n_fake} if isinstance(fake, M.GeneratorAdapter) else {}
+        return torch_fidelity.calculate_metrics(
+            input1=fake, input2=real, feature_extractor=tiny_extractor, cuda=False, cache=False, verbose=False,
+            save_cpu_ram=True, **extra, **kw,
+        )
+
+    return run
 
 
 def test_to_uint8_rgb_rounds_like_save_image_and_greys_to_rgb():
@@ -115,14 +60,15 @@ def test_to_uint8_rgb_rounds_like_save_image_and_greys_to_rgb():
 
 
 @pytest.mark.parametrize("n_fake", [20, 100])  # fewer and more samples than feature dimensions (32)
-def test_fid_is_kid_equal_torch_fidelity(tmp_path: Path, n_fake: int):
+def test_fid_is_kid_equal_torch_fidelity(tmp_path: Path, n_fake: int, tiny_extractor, tiny_generator, tiny_images,
+                                         reference, tf_metrics):
     torch.manual_seed(0)
-    adapter = M.GeneratorAdapter(TinyGenerator().eval(), 8)  # torch-fidelity does not switch to eval mode
+    adapter = M.GeneratorAdapter(tiny_generator().eval(), 8)  # torch-fidelity does not switch to eval mode
     kw = {"kid_subset_size": 15, "kid_subsets": 20}
     ours = M.compute_metrics(adapter, reference(), num_fake=n_fake, fid=True, isc=True, kid=True,
-                             feature_extractor=TINY, seed=7, cache=tmp_path, verbose=False,
+                             feature_extractor=tiny_extractor, seed=7, cache=tmp_path, verbose=False,
                              kid_subsets=20, kid_subset_size=15)
-    theirs = tf_metrics(adapter, M.UInt8Images(Images(60)), n_fake, fid=True, isc=True, kid=True, rng_seed=7, **kw)
+    theirs = tf_metrics(adapter, M.UInt8Images(tiny_images(60)), n_fake, fid=True, isc=True, kid=True, rng_seed=7, **kw)
     got = ours["metrics"]
     assert got["fid"] > 1
     assert got["fid"] == pytest.approx(theirs["frechet_inception_distance"], rel=1e-6)
@@ -131,37 +77,38 @@ def test_fid_is_kid_equal_torch_fidelity(tmp_path: Path, n_fake: int):
     assert got["kid_mean"] == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-6)
     assert ours["protocol"]["num_fake"] == n_fake and ours["protocol"]["seed"] == 7
     assert ours["protocol"]["kid_subset_size"] == 15 and ours["protocol"]["reference"] == "tiny/train"
-    assert ours["weights"]["ident"] == TINY
+    assert ours["weights"]["ident"] == tiny_extractor
 
 
-def test_fid_of_a_set_with_itself_is_zero(tmp_path: Path):
-    ours = M.compute_metrics(M.UInt8Images(Images(60)), reference(), feature_extractor=TINY, cache=tmp_path,
-                             verbose=False)
-    theirs = tf_metrics(M.UInt8Images(Images(60)), M.UInt8Images(Images(60)), 60, fid=True)
+def test_fid_of_a_set_with_itself_is_zero(tmp_path: Path, tiny_extractor, tiny_images, reference, tf_metrics):
+    ours = M.compute_metrics(M.UInt8Images(tiny_images(60)), reference(), feature_extractor=tiny_extractor,
+                             cache=tmp_path, verbose=False)
+    theirs = tf_metrics(M.UInt8Images(tiny_images(60)), M.UInt8Images(tiny_images(60)), 60, fid=True)
     assert abs(ours["metrics"]["fid"]) < 1e-9
     assert abs(theirs["frechet_inception_distance"]) < 1e-6
     assert ours["protocol"]["fake"] == "images" and ours["protocol"]["num_fake"] == 60
 
 
-def test_generator_is_scored_in_eval_mode_and_training_state_comes_back(tmp_path: Path):
-    gen = TinyGenerator().train()
+def test_generator_is_scored_in_eval_mode_and_training_state_comes_back(tmp_path: Path, tiny_extractor,
+                                                                        tiny_generator, reference):
+    gen = tiny_generator().train()
     adapter = M.GeneratorAdapter(gen, 8)
     rng = torch.get_rng_state()
-    first = M.compute_metrics(adapter, reference(), num_fake=30, feature_extractor=TINY, cache=tmp_path,
+    first = M.compute_metrics(adapter, reference(), num_fake=30, feature_extractor=tiny_extractor, cache=tmp_path,
                               verbose=False)["metrics"]["fid"]
     assert torch.equal(torch.get_rng_state(), rng)  # training's random stream is untouched
     assert gen.training and all(m.training for m in gen.modules())
-    again = M.compute_metrics(adapter, reference(), num_fake=30, feature_extractor=TINY, cache=tmp_path,
+    again = M.compute_metrics(adapter, reference(), num_fake=30, feature_extractor=tiny_extractor, cache=tmp_path,
                               verbose=False)["metrics"]["fid"]
     assert first == again  # same seed, eval-mode BatchNorm: reproducible
 
 
-def test_ema_generator_is_preferred():
+def test_ema_generator_is_preferred(tiny_generator):
     class Gan(nn.Module):
         def __init__(self, ema: bool) -> None:
             super().__init__()
-            self.generator, self.z_dim = TinyGenerator(), 8
-            self.generator_ema = TinyGenerator() if ema else None
+            self.generator, self.z_dim = tiny_generator(), 8
+            self.generator_ema = tiny_generator() if ema else None
 
     with_ema = Gan(ema=True)
     assert M.GeneratorAdapter.from_gan(with_ema).generator is with_ema.generator_ema
@@ -171,10 +118,11 @@ def test_ema_generator_is_preferred():
     assert not plain.ema and plain.z_size == 8
 
 
-def test_reference_statistics_are_cached_and_damage_is_rebuilt(tmp_path: Path, capsys):
+def test_reference_statistics_are_cached_and_damage_is_rebuilt(tmp_path: Path, capsys, tiny_extractor, tiny_images,
+                                                                reference):
     calls: list[int] = []
-    fake = M.UInt8Images(Images(40, seed=1))
-    run = lambda: M.compute_metrics(fake, reference(calls=calls), feature_extractor=TINY,  # noqa: E731
+    fake = M.UInt8Images(tiny_images(40, seed=1))
+    run = lambda: M.compute_metrics(fake, reference(calls=calls), feature_extractor=tiny_extractor,  # noqa: E731
                                     cache=tmp_path)["metrics"]["fid"]
     fid = run()
     assert len(calls) == 1
@@ -194,17 +142,17 @@ def flip(data: bytes, i: int) -> bytes:
     return data[:i] + bytes([data[i] ^ 1]) + data[i + 1 :]
 
 
-def test_cache_key_separates_protocols(tmp_path: Path):
-    a = reference().cache_path(tmp_path, TINY, "feat", "w1")
-    assert a == reference().cache_path(tmp_path, TINY, "feat", "w1")
-    assert a != reference().cache_path(tmp_path, TINY, "feat", "w2")
-    assert a != reference(name="tiny/test").cache_path(tmp_path, TINY, "feat", "w1")
-    assert a != M.Reference("tiny/train", lambda: None, 8, 50).cache_path(tmp_path, TINY, "feat", "w1")
-    assert a != M.Reference("tiny/train", lambda: None, 16).cache_path(tmp_path, TINY, "feat", "w1")
+def test_cache_key_separates_protocols(tmp_path: Path, tiny_extractor, reference):
+    a = reference().cache_path(tmp_path, tiny_extractor, "feat", "w1")
+    assert a == reference().cache_path(tmp_path, tiny_extractor, "feat", "w1")
+    assert a != reference().cache_path(tmp_path, tiny_extractor, "feat", "w2")
+    assert a != reference(name="tiny/test").cache_path(tmp_path, tiny_extractor, "feat", "w1")
+    assert a != M.Reference("tiny/train", lambda: None, 8, 50).cache_path(tmp_path, tiny_extractor, "feat", "w1")
+    assert a != M.Reference("tiny/train", lambda: None, 16).cache_path(tmp_path, tiny_extractor, "feat", "w1")
 
 
-def test_real_subset_is_seeded_and_sized(tmp_path: Path):
-    ref = M.Reference("tiny/train", lambda: M.UInt8Images(Images(60)), 8, 25, seed=3)
+def test_real_subset_is_seeded_and_sized(tmp_path: Path, tiny_images):
+    ref = M.Reference("tiny/train", lambda: M.UInt8Images(tiny_images(60)), 8, 25, seed=3)
     data = ref.dataset()
     assert len(data) == 25 and data.indices == M.Reference("tiny/train", ref.build, 8, 25, seed=3).dataset().indices
     with pytest.raises(UserError, match="asks for more"):
@@ -220,10 +168,10 @@ def test_folder_fingerprint_changes_with_content(tmp_path: Path):
         M.folder_fingerprint(tmp_path / "missing")
 
 
-def test_inception_score_is_refused_without_logits(tmp_path: Path):
+def test_inception_score_is_refused_without_logits(tmp_path: Path, tiny_images):
     offline = M.InceptionWeights("offline", str(tmp_path / "w.pth"), "fid-inception-torchscript:x", False)
     with pytest.raises(UserError, match="Inception Score needs"):
-        M.compute_metrics(M.UInt8Images(Images(4)), None, fid=False, isc=True, weights=offline, cache=tmp_path)
+        M.compute_metrics(M.UInt8Images(tiny_images(4)), None, fid=False, isc=True, weights=offline, cache=tmp_path)
 
 
 def test_default_weights_without_network_point_to_offline(tmp_path: Path, monkeypatch):
@@ -243,11 +191,11 @@ def test_default_weights_without_network_point_to_offline(tmp_path: Path, monkey
         M.resolve_weights(str(junk), tmp_path)
 
 
-def test_bad_requests_are_user_errors(tmp_path: Path):
-    adapter = M.GeneratorAdapter(TinyGenerator(), 8)
+def test_bad_requests_are_user_errors(tmp_path: Path, tiny_extractor, tiny_generator, reference):
+    adapter = M.GeneratorAdapter(tiny_generator(), 8)
     with pytest.raises(UserError, match="at least one metric"):
-        M.compute_metrics(adapter, reference(), fid=False, feature_extractor=TINY, cache=tmp_path)
+        M.compute_metrics(adapter, reference(), fid=False, feature_extractor=tiny_extractor, cache=tmp_path)
     with pytest.raises(UserError, match="need a reference"):
-        M.compute_metrics(adapter, None, num_fake=10, feature_extractor=TINY, cache=tmp_path)
+        M.compute_metrics(adapter, None, num_fake=10, feature_extractor=tiny_extractor, cache=tmp_path)
     with pytest.raises(UserError, match="num_fake"):
-        M.compute_metrics(adapter, reference(), feature_extractor=TINY, cache=tmp_path, verbose=False)
+        M.compute_metrics(adapter, reference(), feature_extractor=tiny_extractor, cache=tmp_path, verbose=False)

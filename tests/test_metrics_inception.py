@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 import torch_fidelity
-from test_metrics import Images, TinyGenerator
 from torch_fidelity.utils import create_feature_extractor
 
 from gan import metrics as M
@@ -45,13 +44,13 @@ def test_conversion_matches_the_torchscript_features(offline):
     assert reference.abs().max() > 0.5  # real activations, not an all-zero network
 
 
-def test_offline_fid_equals_torch_fidelity(offline):
+def test_offline_fid_equals_torch_fidelity(offline, tiny_generator, tiny_images):
     weights, cache = offline
-    adapter = M.GeneratorAdapter(TinyGenerator().eval(), 8)
-    real = M.Reference("tiny/train", lambda: M.UInt8Images(Images(12)), 8)
+    adapter = M.GeneratorAdapter(tiny_generator().eval(), 8)
+    real = M.Reference("tiny/train", lambda: M.UInt8Images(tiny_images(12)), 8)
     ours = M.compute_metrics(adapter, real, num_fake=12, weights="offline", seed=3, cache=cache, verbose=False)
     theirs = torch_fidelity.calculate_metrics(
-        input1=adapter, input2=M.UInt8Images(Images(12)), input1_model_num_samples=12, fid=True, cuda=False,
+        input1=adapter, input2=M.UInt8Images(tiny_images(12)), input1_model_num_samples=12, fid=True, cuda=False,
         cache=False, verbose=False, save_cpu_ram=True, rng_seed=3, feature_extractor_weights_path=weights.path,
     )
     assert ours["metrics"]["fid"] > 10

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _tiny import files_of, start_gan, write_config
+from conftest import files_of, start_gan, write_config
 
 from gan.cli import main
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_metrics import TINY
 
 from gan.cli import main
 from gan.study import runner
@@ -20,13 +19,13 @@ BASE = {
               "log_every_n_g_steps": 1},
     "data": {"name": "synthetic", "image_size": 8, "channels": 1, "batch_size": 4, "num_workers": 0,
              "num_samples": 32},
-    "run": {"sample_every": 2, "ckpt_every": 2},
+    "run": {"sample_every": 2, "ckpt_every": 1},
     "trainer": {"accelerator": "cpu", "enable_model_summary": False},
 }
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def study(tmp_path_factory: pytest.TempPathFactory, tiny_extractor: str) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("study")
     (root / "base.yaml").write_text(yaml.safe_dump(BASE))
     grid = {
@@ -36,8 +35,8 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         "callbacks": [{"class_path": "gan.callbacks.spectral.SpectralNormMonitor", "init_args": {"every_n_g_steps": 2}},
                       {"class_path": "gan.callbacks.gradients.GradientNormMonitor",
                        "init_args": {"every_n_g_steps": 2, "num_images": 4}}],
-        "eval": {"curve": {"num_fake": 10, "num_real": 40, "feature_extractor": TINY},
-                 "final": {"num_fake": 20, "num_real": 40, "feature_extractor": TINY}},
+        "eval": {"curve": {"every": 2, "num_fake": 10, "num_real": 40, "feature_extractor": tiny_extractor},
+                 "final": {"num_fake": 20, "num_real": 40, "feature_extractor": tiny_extractor}},
     }
     (root / "grid.yaml").write_text(yaml.safe_dump(grid))
     return root / "grid.yaml", root / "out" / "tiny"
@@ -63,7 +62,7 @@ def test_study_trains_scores_and_reports_every_run(study, capsys):
         assert config["model"]["norm"] == ("none" if name.startswith("none") else "convnorm")
         curve = {json.loads(p.read_text())["g_step"]: json.loads(p.read_text())["protocol"]["num_fake"]
                  for p in (run / "ckpt").glob("g*.eval.json")}
-        assert curve == {2: 10, 4: 10}
+        assert curve == {2: 10, 4: 10}  # checkpoints at 1..4, the curve scores every 2nd
         final = json.loads((run / "eval" / "final.json").read_text())
         assert final["g_step"] == 4 and final["protocol"]["num_fake"] == 20
         assert len((run / "gradient_norms.jsonl").read_text().splitlines()) == 2

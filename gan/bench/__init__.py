@@ -1,4 +1,4 @@
-"""Speed benchmarks behind ``gan bench``: shared timing and table helpers."""
+"""Speed benchmarks behind ``gan bench``: shared timing helpers (every ratio is measured side by side, in one run)."""
 
 from __future__ import annotations
 
@@ -9,19 +9,15 @@ from collections.abc import Callable
 import torch
 
 
+def synchronize() -> None:
+    """Wait for queued GPU work, so that a timer stopped after it counts it (nothing to wait for on a CPU)."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def median_seconds(fn: Callable[[], object], repeats: int = 7, warmup: int = 2) -> float:
     """Median wall time of ``fn`` (synchronising CUDA so GPU work is counted)."""
-    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return interleaved_medians({"fn": fn}, repeats, warmup)["fn"]
 
 
 def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int = 7, warmup: int = 1) -> dict[str, float]:
@@ -29,25 +25,18 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int = 7, 
 
     Ratios of these medians are what the benchmarks report: side by side, in one run.
     """
-    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    sync()
+    synchronize()
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
             start = time.perf_counter()
             fn()
-            sync()
+            synchronize()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def device_description() -> str:

@@ -15,8 +15,10 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from gan.bench import device_description, interleaved_medians, markdown_table
+from gan.bench import device_description, interleaved_medians
+from gan.devices import resolve_device
 from gan.layers.convnorm import ConvNorm2d
+from gan.markdown import markdown_table
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class LayerCase:
         return f"{self.model} {self.c_in}->{self.c_out} {k}x{k} s{self.stride} @{n}x{n}"
 
 
-# The distinct conv layers of the standard CNN and ResNet discriminators on 32x32 images (anchors.md).
+# The distinct conv layers of the SNGAN standard-CNN and ResNet discriminators on 32x32 images (gan.models).
 LAYERS = [
     LayerCase("cnn", 3, 64, 3, 1, 1, 32),
     LayerCase("cnn", 64, 64, 4, 2, 1, 32),
@@ -51,7 +53,7 @@ LAYERS = [
     LayerCase("resnet", 128, 128, 1, 1, 0, 16),
     LayerCase("resnet", 128, 128, 3, 1, 1, 8),
 ]
-TARGETS = {1: 2.5, 2: 4.0}  # fast / nn.Conv2d, by stride (issue #2)
+TARGETS = {1: 2.5, 2: 4.0}  # the most fast / nn.Conv2d may cost, by stride (README: Speed)
 
 
 def _fwd_bwd(module: nn.Module, x: torch.Tensor):
@@ -88,9 +90,7 @@ def bench_discriminator(arch: str, batch: int, repeats: int, device: torch.devic
 
 
 def run(batch: int = 64, repeats: int = 7, device: str = "auto", models: tuple[str, ...] = ("cnn", "resnet")) -> dict:
-    dev = torch.device(
-        "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
-    )
+    dev = resolve_device(device)
     layers = []
     for case in (c for c in LAYERS if c.model in models):
         t = bench_layer(case, batch, repeats, dev)

@@ -12,13 +12,14 @@ import tempfile
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 import torch_fidelity
-from torch.utils.data import Dataset
 from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_generative_model
 
-from gan.bench import device_description, markdown_table, median_seconds
+from gan.bench import device_description, median_seconds
+from gan.data import SyntheticImages
+from gan.markdown import markdown_table
 from gan.metrics import (
+    EVAL_SEED,
     INCEPTION,
     GeneratorAdapter,
     InceptionWeights,
@@ -31,21 +32,6 @@ from gan.metrics import (
 from gan.models import build_generator
 
 TARGET = 1.05
-
-
-class NoiseImages(Dataset):
-    """Smooth random images in [-1, 1]: a reference set that needs no download (timing does not care)."""
-
-    def __init__(self, n: int, size: int, channels: int) -> None:
-        g = torch.Generator().manual_seed(0)
-        low = torch.randn(n, channels, 4, 4, generator=g)
-        self.images = torch.tanh(2 * F.interpolate(low, size=(size, size), mode="bilinear"))
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.images[i]
 
 
 def weights_for_timing(spec: str, folder: Path) -> InceptionWeights:
@@ -77,15 +63,15 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp)
         weights = weights_for_timing(args.inception_weights, cache)
-        real = NoiseImages(args.num_real, args.image_size, 3)
+        real = SyntheticImages(args.num_real, args.image_size, 3)  # needs no download; timing ignores content
         reference = Reference("bench-noise", lambda: UInt8Images(real), args.image_size)
         common = {"batch_size": args.batch_size, "cuda": cuda, "verbose": False}
 
         def tf_features() -> None:
             extractor = create_feature_extractor(INCEPTION, ["2048"], feature_extractor_weights_path=weights.path,
                                                  **common)
-            get_featuresdict_from_generative_model(adapter, extractor, args.num_fake, args.batch_size, cuda, 2020,
-                                                   False)
+            get_featuresdict_from_generative_model(adapter, extractor, args.num_fake, args.batch_size, cuda,
+                                                   EVAL_SEED, False)
 
         def tf_metrics() -> None:
             torch_fidelity.calculate_metrics(

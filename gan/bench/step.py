@@ -11,23 +11,20 @@ from __future__ import annotations
 import argparse
 import copy
 import itertools
+import statistics
 import time
 
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from gan.bench import device_description, markdown_table
+from gan.bench import device_description, synchronize
 from gan.data import GANDataModule
 from gan.layers.norms import NORMS
+from gan.markdown import markdown_table
 from gan.module import GAN
 
 LIMIT = 1.10
-
-
-def _sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
 
 
 class _StepClock(pl.Callback):
@@ -37,12 +34,8 @@ class _StepClock(pl.Callback):
         self.times: list[float] = []
 
     def on_train_batch_end(self, *args) -> None:
-        _sync()
+        synchronize()
         self.times.append(time.perf_counter())
-
-
-def _median(xs: list[float]) -> float:
-    return sorted(xs)[len(xs) // 2]
 
 
 def lightning_seconds(model: GAN, data: GANDataModule, steps: int, warmup: int) -> float:
@@ -54,7 +47,7 @@ def lightning_seconds(model: GAN, data: GANDataModule, steps: int, warmup: int) 
         enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False, callbacks=[clock],
     )
     trainer.fit(model, datamodule=data)
-    return _median([b - a for a, b in zip(clock.times[warmup:], clock.times[warmup + 1 :])])
+    return statistics.median([b - a for a, b in zip(clock.times[warmup:], clock.times[warmup + 1 :])])
 
 
 def plain_seconds(model: GAN, data: GANDataModule, steps: int, warmup: int) -> float:
@@ -85,9 +78,9 @@ def plain_seconds(model: GAN, data: GANDataModule, steps: int, warmup: int) -> f
         loss.backward()
         opt_g.step()
         d.requires_grad_(True)
-        _sync()
+        synchronize()
         times.append(time.perf_counter() - start)
-    return _median(times[warmup:])
+    return statistics.median(times[warmup:])
 
 
 def _setup(args: argparse.Namespace, arch: str, norm: str, width: int | None) -> tuple[GAN, GANDataModule]:

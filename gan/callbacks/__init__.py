@@ -1,4 +1,5 @@
-"""Training callbacks driven by the module's G-step counter: sample grids, checkpoints, progress bar."""
+"""Training callbacks driven by the module's G-step counter (the rule: ``schedule.GStepCallback``): sample grids,
+checkpoints, progress bar; FID (``fidelity``), spectral norms (``spectral``) and D's gradients (``gradients``)."""
 
 from gan.callbacks.checkpoint import GStepCheckpoint
 from gan.callbacks.progress import GStepProgressBar

@@ -6,27 +6,25 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
+from gan.callbacks.schedule import GStepCallback
 from gan.module import GAN
 
 
-class GStepCheckpoint(pl.Callback):
+class GStepCheckpoint(GStepCallback):
     """Saves ``dirpath/g<g_step>.ckpt`` every ``every_n_g_steps`` G steps and ``dirpath/last.ckpt`` then and whenever
     training stops (the final step, or a signal: gan.callbacks.interrupt). Each file is written atomically (under
     ``gan fit``: ``gan.checkpoint_io.SafeCheckpointIO``, a temp file beside the target), so an interrupted save never
     corrupts an older one."""
 
     def __init__(self, dirpath: str | Path, every_n_g_steps: int = 5000) -> None:
-        self.dirpath, self.every = Path(dirpath), every_n_g_steps
-        self._saved = -1
+        super().__init__(every_n_g_steps)
+        self.dirpath = Path(dirpath)
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: GAN, *args) -> None:
+    def on_g_step(self, trainer: pl.Trainer, pl_module: GAN) -> None:
         step = pl_module.g_step
-        if step == self._saved or not (step % self.every == 0 or trainer.should_stop):
-            return
         if step % self.every == 0:
             trainer.save_checkpoint(self.dirpath / f"g{step:07d}.ckpt")
-        trainer.save_checkpoint(self.dirpath / "last.ckpt")
-        self._saved = step
+        trainer.save_checkpoint(self.last_path)
 
     @property
     def last_path(self) -> Path:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Checkpoint
 
+from gan.callbacks.checkpoint import GStepCheckpoint
+from gan.callbacks.schedule import GStepCallback
 from gan.errors import UserError
-from gan.metrics import INCEPTION, GeneratorAdapter, Reference, compute_metrics, resolve_weights
+from gan.loggers import send_metrics
+from gan.metrics import EVAL_SEED, INCEPTION, GeneratorAdapter, Reference, compute_metrics, resolve_weights
+from gan.runs import FIDELITY_LOG, append_jsonl
 from gan.validate import at_least
 
 
-class FidelityCallback(pl.Callback):
+class FidelityCallback(GStepCallback):
     """Every ``every_n_g_steps`` generator steps (and at the last one), score the generator with
     :func:`gan.metrics.compute_metrics` against cached reference statistics of the training data.
 
@@ -46,26 +50,26 @@ class FidelityCallback(pl.Callback):
         kid_subset_size: int = 1000,
         inception_weights: str = "default",
         feature_extractor: str = INCEPTION,
-        seed: int = 2020,
+        seed: int = EVAL_SEED,
         batch_size: int = 64,
         ema: bool = True,
         save_best: bool = True,
         dirpath: str | None = None,
         verbose: bool = True,
     ) -> None:
-        for field, value, minimum in (("every_n_g_steps", every_n_g_steps, 1), ("num_fake", num_fake, 2),
-                                      ("num_real", num_real, 2), ("kid_subset_size", kid_subset_size, 1),
+        super().__init__(every_n_g_steps)
+        for field, value, minimum in (("num_fake", num_fake, 2), ("num_real", num_real, 2),
+                                      ("kid_subset_size", kid_subset_size, 1),
                                       ("batch_size", batch_size, 1)):  # 2: a covariance needs two samples
             at_least(f"FidelityCallback.{field}", value, minimum)
-        self.every, self.num_fake, self.num_real = every_n_g_steps, num_fake, num_real
+        self.num_fake, self.num_real = num_fake, num_real
         self.dataset, self.split, self.root = dataset, split, root
         self.isc, self.kid, self.kid_subset_size = isc, kid, kid_subset_size
         self.feature_extractor = feature_extractor
         self.weights, self.seed, self.batch_size, self.ema = inception_weights, seed, batch_size, ema
         self.save_best, self.dirpath, self.verbose = save_best, dirpath, verbose
-        self.best_fid, self.best_step, self.last_step = float("inf"), -1, -1
+        self.best_fid, self.best_step = float("inf"), -1
 
-    # ---- schedule -------------------------------------------------------------------------------------------
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Fail now, not hours into training, when the weights cannot be had or cannot give IS."""
         if trainer.is_global_zero and self.feature_extractor == INCEPTION:
@@ -74,28 +78,18 @@ class FidelityCallback(pl.Callback):
                 raise UserError(f"FidelityCallback: isc needs Inception weights with a classifier; the "
                                 f"{weights.kind} weights have none: set isc: false or inception_weights: default")
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        step = int(pl_module.g_step)
-        if step != self.last_step and step > 0 and (step % self.every == 0 or trainer.should_stop):
-            self.evaluate(trainer, pl_module)
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if int(pl_module.g_step) != self.last_step and pl_module.g_step > 0:
-            self.evaluate(trainer, pl_module, save=False)  # checkpoints are closed for writing here
+    def on_g_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.evaluate(trainer, pl_module)
 
     # ---- one evaluation -------------------------------------------------------------------------------------
     def reference(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Reference:
-        data = getattr(getattr(trainer, "datamodule", None), "hparams", {}) or {}
-        dataset = self.dataset or data.get("name")
-        if dataset is None:
-            raise ValueError("FidelityCallback needs dataset= when the trainer has no gan DataModule")
-        split = self.split or data.get("split") or ("unlabeled" if dataset == "stl10" else "train")
-        root = self.root or data.get("root") or ".data"
-        return Reference.from_data(dataset, split, pl_module.image_size, pl_module.channels, self.num_real, root)
+        return Reference.from_training_data(
+            getattr(getattr(trainer, "datamodule", None), "hparams", None), pl_module.image_size, pl_module.channels,
+            self.num_real, dataset=self.dataset, split=self.split, root=self.root, field="FidelityCallback dataset",
+        )
 
-    def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, save: bool = True) -> float | None:
+    def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> float | None:
         step = int(pl_module.g_step)
-        self.last_step = step
         fid = None
         if trainer.is_global_zero:
             result = compute_metrics(
@@ -109,20 +103,13 @@ class FidelityCallback(pl.Callback):
         fid = trainer.strategy.broadcast(fid, src=0)
         if fid < self.best_fid:
             self.best_fid, self.best_step = fid, step
-            if self.save_best and save:
+            if self.save_best:
                 trainer.save_checkpoint(self.best_path(trainer))
         return fid
 
     def record(self, trainer: pl.Trainer, step: int, result: dict) -> None:
-        metrics = {f"eval/{k}": v for k, v in result["metrics"].items()}
-        for logger in trainer.loggers:
-            logger.log_metrics({"g_step": step, **metrics}, step=step)
-            logger.save()
-        line = {"g_step": step, **result}
-        path = Path(trainer.default_root_dir) / "fidelity.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as f:
-            f.write(json.dumps(line) + "\n")
+        send_metrics(trainer.loggers, {"g_step": step, **{f"eval/{k}": v for k, v in result["metrics"].items()}}, step)
+        append_jsonl(Path(trainer.default_root_dir) / FIDELITY_LOG, {"g_step": step, **result})
         if self.verbose:
             shown = ", ".join(f"{k} {v:.4g}" for k, v in result["metrics"].items())
             p = result["protocol"]
@@ -132,8 +119,8 @@ class FidelityCallback(pl.Callback):
     def best_path(self, trainer: pl.Trainer) -> Path:
         if self.dirpath:
             return Path(self.dirpath) / "best_fid.ckpt"
-        for callback in trainer.callbacks:  # beside the checkpoints (GStepCheckpoint, ModelCheckpoint)
-            if "checkpoint" in type(callback).__name__.lower() and getattr(callback, "dirpath", None):
+        for callback in trainer.callbacks:  # beside the checkpoints (GStepCheckpoint, Lightning's ModelCheckpoint)
+            if isinstance(callback, GStepCheckpoint | Checkpoint) and getattr(callback, "dirpath", None):
                 return Path(callback.dirpath) / "best_fid.ckpt"
         return Path(trainer.default_root_dir) / "ckpt" / "best_fid.ckpt"
 
@@ -144,4 +131,3 @@ class FidelityCallback(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best_fid = float(state_dict["best_fid"])
         self.best_step, self.last_step = int(state_dict["best_step"]), int(state_dict["last_step"])
-

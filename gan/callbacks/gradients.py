@@ -17,14 +17,17 @@ real+fake batch, as the D step does.
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
+from gan.callbacks.schedule import GStepCallback
+from gan.data import item_image
+from gan.loggers import send_metrics
 from gan.module import GAN
+from gan.runs import GRADIENT_LOG, append_jsonl
 from gan.validate import at_least
 
 
@@ -36,7 +39,7 @@ def input_gradient_norms(discriminator: nn.Module, images: Tensor) -> Tensor:
     return grad.flatten(1).norm(dim=1)
 
 
-class GradientNormMonitor(pl.Callback):
+class GradientNormMonitor(GStepCallback):
     """Every ``every_n_g_steps`` G steps, the norm of D's input gradient on ``num_images`` real and fake images.
 
     The real images are a fixed random subset of the training dataset, the fakes come from fixed latents through
@@ -45,17 +48,20 @@ class GradientNormMonitor(pl.Callback):
 
     def __init__(self, every_n_g_steps: int = 1000, num_images: int = 64, seed: int = 0,
                  dirpath: str | Path | None = None) -> None:
-        at_least("GradientNormMonitor.every_n_g_steps", every_n_g_steps, 1)
+        super().__init__(every_n_g_steps)
         at_least("GradientNormMonitor.num_images", num_images, 1)
-        self.every, self.num, self.seed, self.dirpath = every_n_g_steps, num_images, seed, dirpath
+        self.num, self.seed, self.dirpath = num_images, seed, dirpath
         self.real: Tensor | None = None
         self.history: list[dict] = []
-        self._measured = -1
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: GAN) -> None:
         dataset = trainer.datamodule.dataset
         picked = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(self.seed))[: self.num]
-        self.real = torch.stack([_image(dataset[int(i)]) for i in picked])
+        self.real = torch.stack([item_image(dataset[int(i)]) for i in picked])
+
+    def on_g_step(self, trainer: pl.Trainer, pl_module: GAN) -> None:
+        if trainer.is_global_zero:
+            self.measure(trainer, pl_module)
 
     def measure(self, trainer: pl.Trainer, pl_module: GAN) -> dict[str, float]:
         real = self.real.to(pl_module.device)
@@ -69,25 +75,7 @@ class GradientNormMonitor(pl.Callback):
         row = {"g_step": pl_module.g_step}
         for kind, norms in zip(("real", "fake"), grads):
             row[f"grad/{kind}_mean"], row[f"grad/{kind}_max"] = norms.mean().item(), norms.max().item()
-        self._measured = pl_module.g_step
         self.history.append(row)
-        for logger in trainer.loggers:
-            logger.log_metrics(row, step=pl_module.g_step)
-        root = Path(self.dirpath or trainer.default_root_dir)
-        root.mkdir(parents=True, exist_ok=True)
-        with open(root / "gradient_norms.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
+        send_metrics(trainer.loggers, row, pl_module.g_step)
+        append_jsonl(Path(self.dirpath or trainer.default_root_dir) / GRADIENT_LOG, row)
         return row
-
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: GAN, *args) -> None:
-        step = pl_module.g_step
-        if trainer.is_global_zero and step % self.every == 0 and step != self._measured:
-            self.measure(trainer, pl_module)
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: GAN) -> None:
-        if trainer.is_global_zero and pl_module.g_step != self._measured:
-            self.measure(trainer, pl_module)
-
-
-def _image(item) -> Tensor:
-    return item[0] if isinstance(item, (tuple, list)) else item

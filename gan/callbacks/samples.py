@@ -11,6 +11,7 @@ import torch
 from pytorch_lightning.utilities import rank_zero_only
 from torchvision.utils import save_image
 
+from gan.callbacks.schedule import GStepCallback
 from gan.module import GAN
 
 
@@ -22,26 +23,20 @@ def save_grid(images: torch.Tensor, path: str | Path) -> Path:
     return path
 
 
-class SampleGrid(pl.Callback):
+class SampleGrid(GStepCallback):
     """Writes ``dirpath/g<g_step>.png`` from ``num`` fixed latents every ``every_n_g_steps`` G steps and at the end
     (EMA generator when there is one)."""
 
     def __init__(self, dirpath: str | Path, every_n_g_steps: int = 1000, num: int = 64, seed: int = 0) -> None:
-        self.dirpath, self.every, self.num, self.seed = Path(dirpath), every_n_g_steps, num, seed
+        super().__init__(every_n_g_steps)
+        self.dirpath, self.num, self.seed = Path(dirpath), num, seed
         self.last_path: Path | None = None
-        self._written = -1
 
     @rank_zero_only
     def write(self, module: GAN) -> Path:
         z = module.sample_z(self.num, torch.Generator().manual_seed(self.seed))
         self.last_path = save_grid(module.generate(z), self.dirpath / f"g{module.g_step:07d}.png")
-        self._written = module.g_step
         return self.last_path
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: GAN, *args) -> None:
-        if pl_module.g_step != self._written and pl_module.g_step % self.every == 0:
-            self.write(pl_module)
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: GAN) -> None:
-        if pl_module.g_step != self._written:
-            self.write(pl_module)
+    def on_g_step(self, trainer: pl.Trainer, pl_module: GAN) -> None:
+        self.write(pl_module)

@@ -7,17 +7,20 @@ included) and the largest singular value of every linear layer, logged against t
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from gan.callbacks.schedule import GStepCallback
 from gan.layers.convnorm import ConvNorm2d
 from gan.layers.spectrum import layer_spectral_norms
+from gan.loggers import send_metrics
+from gan.modes import eval_mode
 from gan.module import GAN
-from gan.validate import at_least
+from gan.plots import png_figure
+from gan.runs import SPECTRAL_LOG, append_jsonl
 
 
 def conv_input_sizes(model: nn.Module, example: torch.Tensor) -> dict[str, tuple[int, int]]:
@@ -35,13 +38,10 @@ def conv_input_sizes(model: nn.Module, example: torch.Tensor) -> dict[str, tuple
         for name, layer in model.named_modules()
         if isinstance(layer, (nn.Conv2d, ConvNorm2d))
     ]
-    was_training = model.training
     try:
-        model.eval()  # eval: ConvNorm does not advance its EMA, spectral norm does not run its power iteration
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():  # no ConvNorm EMA step, no spectral-norm power iteration
             model(example)
     finally:
-        model.train(was_training)
         for hook in hooks:
             hook.remove()
     return sizes
@@ -56,18 +56,17 @@ def spectral_norms(model: nn.Module, input_sizes: dict[str, tuple[int, int]]) ->
     return norms
 
 
-class SpectralNormMonitor(pl.Callback):
+class SpectralNormMonitor(GStepCallback):
     """Every ``every_n_g_steps`` generator steps (rank 0), measure and log D's per-layer spectral norms.
 
     Files go to ``dirpath`` (default: the trainer's root directory, i.e. the run folder under ``gan fit``).
     """
 
     def __init__(self, every_n_g_steps: int = 1000, dirpath: str | Path | None = None) -> None:
-        at_least("SpectralNormMonitor.every_n_g_steps", every_n_g_steps, 1)
-        self.every, self.dirpath = every_n_g_steps, dirpath
+        super().__init__(every_n_g_steps)
+        self.dirpath = dirpath
         self.sizes: dict[str, tuple[int, int]] = {}
         self.history: list[dict] = []
-        self._measured = -1
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: GAN) -> None:
         example = torch.zeros(
@@ -75,34 +74,23 @@ class SpectralNormMonitor(pl.Callback):
         )
         self.sizes = conv_input_sizes(pl_module.discriminator, example)
 
+    def on_g_step(self, trainer: pl.Trainer, pl_module: GAN) -> None:
+        if trainer.is_global_zero:
+            self.measure(trainer, pl_module)
+
     def measure(self, trainer: pl.Trainer, pl_module: GAN) -> dict[str, float]:
-        step, model = pl_module.g_step, pl_module.discriminator
-        was_training = model.training
-        model.eval()  # no power-iteration step for spectral norm; ConvNorm is measured with its current V
-        try:
+        step = pl_module.g_step
+        with eval_mode(pl_module.discriminator) as model:  # no power-iteration step; ConvNorm with its current V
             norms = spectral_norms(model, self.sizes)
-        finally:
-            model.train(was_training)
-        self._measured = step
         self.history.append({"g_step": step, **norms})
-        for logger in trainer.loggers:
-            logger.log_metrics({"g_step": step, **{f"spectral/{k}": v for k, v in norms.items()}}, step=step)
-        root = self.root(trainer)
-        root.mkdir(parents=True, exist_ok=True)
-        with open(root / "spectral_norms.jsonl", "a") as f:
-            f.write(json.dumps(self.history[-1]) + "\n")
+        send_metrics(trainer.loggers, {"g_step": step, **{f"spectral/{k}": v for k, v in norms.items()}}, step)
+        append_jsonl(self.root(trainer) / SPECTRAL_LOG, self.history[-1])
         return norms
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: GAN, *args) -> None:
-        if trainer.is_global_zero and pl_module.g_step % self.every == 0 and pl_module.g_step != self._measured:
-            self.measure(trainer, pl_module)
-
     def on_train_end(self, trainer: pl.Trainer, pl_module: GAN) -> None:
-        if not trainer.is_global_zero:
-            return
-        if pl_module.g_step != self._measured:
-            self.measure(trainer, pl_module)
-        plot_history(self.history, self.root(trainer) / "spectral_norms.png")
+        super().on_train_end(trainer, pl_module)
+        if trainer.is_global_zero and self.history:
+            plot_history(self.history, self.root(trainer) / "spectral_norms.png")
 
     def root(self, trainer: pl.Trainer) -> Path:
         return Path(self.dirpath or trainer.default_root_dir)
@@ -110,18 +98,9 @@ class SpectralNormMonitor(pl.Callback):
 
 def plot_history(history: list[dict], path: Path) -> Path:
     """One line per layer: spectral norm against generator step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    steps = [row["g_step"] for row in history]
-    for layer in (k for k in history[0] if k != "g_step"):
-        ax.plot(steps, [row[layer] for row in history], marker="o", ms=3, label=layer)
-    ax.set(xlabel="generator step", ylabel="spectral norm (exact, circular)", yscale="log", title="D layers")
-    ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    with png_figure(path, size=(7, 4), legend_size=6, legend_columns=2) as ax:
+        steps = [row["g_step"] for row in history]
+        for layer in (k for k in history[0] if k != "g_step"):
+            ax.plot(steps, [row[layer] for row in history], marker="o", ms=3, label=layer)
+        ax.set(xlabel="generator step", ylabel="spectral norm (exact, circular)", yscale="log", title="D layers")
     return path

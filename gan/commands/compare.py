@@ -6,16 +6,14 @@ for runs trained without it, from ``gan eval`` of the run's checkpoints (``ckpt/
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from gan.bench import markdown_table
 from gan.errors import UserError
+from gan.markdown import markdown_table
+from gan.plots import png_figure
+from gan.runs import describe_protocol, eval_results, fidelity_log, logged_rows, model_config
 
 
 @dataclass
@@ -39,56 +37,26 @@ class Run:
         return points[-1] if points else None
 
 
-def find_key(tree: object, names: tuple[str, ...]) -> str | None:
-    """First value under any of ``names`` anywhere in a nested config (LightningCLI nests init_args)."""
-    if isinstance(tree, dict):
-        for name in names:
-            if isinstance(tree.get(name), str):
-                return tree[name]
-        for value in tree.values():
-            found = find_key(value, names)
-            if found:
-                return found
-    elif isinstance(tree, list):
-        for value in tree:
-            found = find_key(value, names)
-            if found:
-                return found
-    return None
-
-
 def read_run(path: Path) -> Run:
     if not path.is_dir():
         raise UserError(f"run folder {str(path)!r} does not exist; pass folders like checkpoints/<run>")
-    run = Run(path)
-    config = path / "config.yaml"
-    if config.is_file():
-        tree = yaml.safe_load(config.read_text()) or {}
-        run.norm = find_key(tree.get("model", tree), ("norm", "d_norm")) or "?"
-        run.arch = find_key(tree.get("model", tree), ("arch",)) or "?"
-    for csv_path in sorted(path.rglob("metrics.csv")):  # training progress + logged eval/* columns
-        with open(csv_path, newline="") as f:
-            for row in csv.DictReader(f):
-                step = row.get("g_step") or row.get("step")
-                if not step:
-                    continue
-                step = int(float(step))
-                run.g_steps = max(run.g_steps, step)
-                for key in ("fid", "is_mean"):
-                    if row.get(f"eval/{key}"):
-                        run.curve.setdefault(step, {})[key] = float(row[f"eval/{key}"])
-    jsonl = path / "fidelity.jsonl"  # the callback's records, with the protocol of each number
-    entries = [json.loads(line) for line in jsonl.read_text().splitlines()] if jsonl.is_file() else []
-    if not entries:  # else: `gan eval` results of the run's checkpoints (ckpt/*.eval.json)
-        entries = [e for e in map(json.loads, map(Path.read_text, sorted(path.rglob("*.eval.json")))) if "g_step" in e]
-    if not (config.is_file() or run.g_steps or entries):
+    model = model_config(path)
+    run = Run(path, norm=str(model.get("norm", "?")), arch=str(model.get("arch", "?")))
+    rows = logged_rows(path)  # training progress + logged eval/* columns
+    run.g_steps = max(rows, default=0)
+    for step, row in rows.items():
+        for key in ("fid", "is_mean"):
+            if row.get(f"eval/{key}"):
+                run.curve.setdefault(step, {})[key] = float(row[f"eval/{key}"])
+    # the callback's records, with the protocol of each number; else gan eval results of the run's checkpoints
+    entries = fidelity_log(path) or eval_results(path)
+    if not (model or rows or entries):
         raise UserError(f"{str(path)!r} is not a run folder (no config.yaml, logs/metrics.csv, fidelity.jsonl or "
                         "ckpt/*.eval.json); pass folders written by gan fit, like checkpoints/<run>")
     for entry in entries:
         run.curve[int(entry["g_step"])] = entry["metrics"]
         run.g_steps = max(run.g_steps, int(entry["g_step"]))
-        p, w = entry["protocol"], entry["weights"]
-        run.protocol = f"{p['num_fake']} vs {p.get('reference', '?')} n={p.get('num_real_used')}, {w['kind']}"
+        run.protocol = describe_protocol(entry)
     return run
 
 
@@ -106,27 +74,16 @@ def table(runs: list[Run]) -> str:
 
 
 def plot(runs: list[Run], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for r in runs:
-        points = sorted((s, v["fid"]) for s, v in r.curve.items() if "fid" in v)
-        if points:
-            steps, fids = zip(*points, strict=True)
-            ax.plot(steps, fids, marker="o", markersize=3, label=f"{r.path.name} ({r.norm}, {r.arch})")
-    ax.set_xlabel("generator step")
-    ax.set_ylabel("FID (lower is better)")
-    protocols = sorted({r.protocol for r in runs if r.protocol != "-"})
-    ax.set_title("FID vs generator step" + (f"\n{'; '.join(protocols)}" if protocols else ""), fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
+    with png_figure(out, size=(7, 4.5), legend_size=8) as ax:
+        for r in runs:
+            points = sorted((s, v["fid"]) for s, v in r.curve.items() if "fid" in v)
+            if points:
+                steps, fids = zip(*points, strict=True)
+                ax.plot(steps, fids, marker="o", markersize=3, label=f"{r.path.name} ({r.norm}, {r.arch})")
+        ax.set_xlabel("generator step")
+        ax.set_ylabel("FID (lower is better)")
+        protocols = sorted({r.protocol for r in runs if r.protocol != "-"})
+        ax.set_title("FID vs generator step" + (f"\n{'; '.join(protocols)}" if protocols else ""), fontsize=9)
 
 
 def main(argv: list[str]) -> int:

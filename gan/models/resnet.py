@@ -1,6 +1,6 @@
 """SNGAN ResNet generator / discriminator for 32x32 (CIFAR), 48x48 (STL-10) and 64x64 images.
 
-Layouts follow the anchors (shared/spec/anchors.md) and mimicry's SNGAN 32/48/64: ``width`` is the widest layer
+Layouts follow the SNGAN paper (Miyato et al. 2018) and mimicry's SNGAN 32/48/64: ``width`` is the widest layer
 and the other layers are fixed fractions of it, so ``width`` scales the whole model.
 """
 

@@ -20,7 +20,9 @@ import yaml
 
 from gan.errors import UserError
 
+STUDY_MARKER = "study.json"  # in each run folder: its study, variant and seed (what reports group by)
 EVAL_FIELDS = ("num_fake", "num_real", "split", "seed", "inception_weights", "feature_extractor")
+CURVE_EVERY = "every"  # eval.curve.every: score the checkpoints at multiples of this many G steps (and the last)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
@@ -54,6 +56,7 @@ class Grid:
     callbacks: list[dict[str, Any]] = field(default_factory=list)
     curve: dict[str, Any] = field(default_factory=dict)
     final: dict[str, Any] = field(default_factory=dict)
+    curve_every: int = 1
 
     @property
     def dir(self) -> Path:
@@ -79,6 +82,11 @@ class Grid:
                 trainer["enable_progress_bar"] = False  # the study prints one line per finished job instead
                 runs.append(Run(variant, seed, run_dir, config))
         return runs
+
+
+def final_eval_path(run_dir: Path) -> Path:
+    """Where a study run's final evaluation (the ``final`` protocol, of ``last.ckpt``) is written."""
+    return run_dir / "eval" / "final.json"
 
 
 def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
@@ -123,7 +131,10 @@ def load_grid(path: str | Path, out_dir: str | Path | None = None) -> Grid:
                             "mapping of dotted overrides")
     evaluation = spec.get("eval") or {}
     for kind in ("curve", "final"):
-        protocol = evaluation.get(kind) or {}
+        protocol = dict(evaluation.get(kind) or {})
+        every = protocol.pop(CURVE_EVERY, 1) if kind == "curve" else 1
+        if not isinstance(every, int) or every < 1:
+            raise UserError(f"study grid {path}: eval.curve.every={every!r} must be an integer >= 1 (G steps)")
         bad = sorted(set(protocol) - set(EVAL_FIELDS))
         if bad or int(protocol.get("num_fake", 2)) < 2 or int(protocol.get("num_real", 2)) < 2:
             raise UserError(f"study grid {path}: eval.{kind} takes {', '.join(EVAL_FIELDS)} with counts >= 2")
@@ -131,6 +142,7 @@ def load_grid(path: str | Path, out_dir: str | Path | None = None) -> Grid:
         name=str(spec.get("name") or path.stem), path=path, base=base,
         out_dir=Path(out_dir or spec.get("out_dir") or "checkpoints/studies"), seeds=list(seeds),
         variants={str(k): v for k, v in variants.items()}, overrides=dict(spec.get("overrides") or {}),
-        callbacks=list(spec.get("callbacks") or []), curve=dict(evaluation.get("curve") or {}),
-        final=dict(evaluation.get("final") or {}),
+        callbacks=list(spec.get("callbacks") or []),
+        curve={k: v for k, v in (evaluation.get("curve") or {}).items() if k != CURVE_EVERY},
+        final=dict(evaluation.get("final") or {}), curve_every=int((evaluation.get("curve") or {}).get(CURVE_EVERY, 1)),
     )

@@ -7,14 +7,16 @@ normalization (``norm`` plus any ``convnorm`` options).
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from gan.markdown import markdown_table
+from gan.plots import png_figure
+from gan.runs import GRADIENT_LOG, SPECTRAL_LOG, describe_protocol, eval_results, logged_rows, model_config, read_jsonl
+from gan.study.grid import STUDY_MARKER, final_eval_path
 
 SEPARATION = 0.5  # "D discriminates": mean D(real) - D(fake) at least this (hinge loss/d is 2.0 at indifference)
 
@@ -35,67 +37,52 @@ class RunSummary:
     grads: dict[str, float] = field(default_factory=dict)  # last gradient_norms.jsonl row
     spectral: dict[str, float] = field(default_factory=dict)  # last spectral_norms.jsonl row
 
-    @property
-    def best_fid(self) -> float | None:
-        values = [v for v in self.curve.values() if math.isfinite(v)]
+    def best_fid(self, steps: set[int] | None = None) -> float | None:
+        """Lowest curve FID, over ``steps`` only when given (the steps every run of a comparison has)."""
+        values = [v for s, v in self.curve.items() if math.isfinite(v) and (steps is None or s in steps)]
         return min(values) if values else None
 
 
-def _protocol(entry: dict) -> str:
-    p, w = entry["protocol"], entry["weights"]
-    return f"{p['num_fake']} generated vs {p.get('reference', '?')} n={p.get('num_real_used')}, seed {p['seed']}, " \
-           f"{w['kind']} Inception"
-
-
-def _last_json_row(path: Path) -> dict:
-    lines = path.read_text().splitlines() if path.is_file() else []
-    return {k: v for k, v in json.loads(lines[-1]).items() if k != "g_step"} if lines else {}
-
-
 def _variant(path: Path) -> tuple[str, int | None]:
-    marker = path / "study.json"
+    marker = path / STUDY_MARKER
     if marker.is_file():
         info = json.loads(marker.read_text())
         return str(info["variant"]), info.get("seed")
-    config = path / "config.yaml"
-    model = (yaml.safe_load(config.read_text()) or {}).get("model", {}) if config.is_file() else {}
+    model = model_config(path)
     options = model.get("convnorm") or {}
     suffix = "".join(f" {k}={v}" for k, v in sorted(options.items())) if str(model.get("norm", "")).startswith(
         "convnorm") else ""
     return f"{model.get('norm', '?')}{suffix}", None
 
 
+def _last_row(path: Path) -> dict[str, float]:
+    rows = read_jsonl(path)
+    return {k: v for k, v in rows[-1].items() if k != "g_step"} if rows else {}
+
+
 def summarize_run(path: Path) -> RunSummary:
     """Everything the report needs from one run folder (missing pieces stay None / empty)."""
     variant, seed = _variant(path)
     run = RunSummary(path, variant, seed)
-    rows: dict[int, dict[str, str]] = {}
-    metrics = path / "logs" / "metrics.csv"
-    if metrics.is_file():
-        with open(metrics, newline="") as f:
-            for row in csv.DictReader(f):  # a resumed run may repeat steps: the later row wins
-                if row.get("g_step"):
-                    rows.setdefault(int(float(row["g_step"])), {}).update({k: v for k, v in row.items() if v})
+    rows = logged_rows(path)
     logged = [(s, r) for s, r in sorted(rows.items()) if "d/real" in r and "d/fake" in r]
-    if rows:
-        run.g_steps = max(rows)
+    run.g_steps = max(rows, default=0)
     speeds = [float(r["speed/g_steps_per_s"]) for _, r in logged if "speed/g_steps_per_s" in r]
     run.speed = statistics.median(speeds) if speeds else None
     gaps = [(s, float(r["d/real"]) - float(r["d/fake"])) for s, r in logged]
     run.separates_at = next((s for s, gap in gaps if gap >= SEPARATION), None)
     late = [abs(gap) < 0.05 for s, gap in gaps if s > 200]
     run.stuck = sum(late) / len(late) if late else None
-    for eval_json in sorted((path / "ckpt").glob("*.eval.json")):
-        entry = json.loads(eval_json.read_text())
-        if "g_step" in entry and "fid" in entry["metrics"]:
+    for entry in eval_results(path):
+        if "fid" in entry["metrics"]:
             run.curve[int(entry["g_step"])] = float(entry["metrics"]["fid"])
-            run.curve_protocol = _protocol(entry)
-    final = path / "eval" / "final.json"
+            run.curve_protocol = describe_protocol(entry)
+    final = final_eval_path(path)
     if final.is_file():
         entry = json.loads(final.read_text())
-        run.final_fid, run.final_protocol = float(entry["metrics"]["fid"]), _protocol(entry)
-    run.grads = _last_json_row(path / "gradient_norms.jsonl")
-    run.spectral = _last_json_row(path / "spectral_norms.jsonl")
+        run.final_fid, run.final_protocol = float(entry["metrics"]["fid"]), describe_protocol(entry)
+    run.grads = _last_row(path / GRADIENT_LOG)
+    run.spectral = _last_row(path / SPECTRAL_LOG)
     return run
 
 
@@ -115,9 +102,17 @@ def mean_std(values: list[float | None], digits: int = 1) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
-def summary_table(groups: dict[str, list[RunSummary]]) -> str:
-    from gan.bench import markdown_table
+def common_steps(runs: list[RunSummary]) -> set[int]:
+    """The curve steps every run has: best FIDs and bands compare like with like."""
+    return set.intersection(*(set(r.curve) for r in runs)) if runs else set()
 
+
+def percent(text: str) -> str:
+    return text if text == "-" else text + " %"
+
+
+def summary_table(groups: dict[str, list[RunSummary]]) -> str:
+    steps = common_steps([r for runs in groups.values() for r in runs])
     header = ["variant", "seeds", "G steps", "final FID", "best FID (curve)", "G-steps/s",
               "D separates at step", "stuck after 200", "grad norm real / fake", "max layer σ"]
     rows = []
@@ -127,9 +122,9 @@ def summary_table(groups: dict[str, list[RunSummary]]) -> str:
             ", ".join("never" if s is None else str(s) for s in separations)
         rows.append([
             variant, str(len(runs)), str(max(r.g_steps for r in runs)),
-            mean_std([r.final_fid for r in runs]), mean_std([r.best_fid for r in runs]),
+            mean_std([r.final_fid for r in runs]), mean_std([r.best_fid(steps) for r in runs]),
             mean_std([r.speed for r in runs], 2), separated,
-            mean_std([None if r.stuck is None else 100 * r.stuck for r in runs], 0) + " %",
+            percent(mean_std([None if r.stuck is None else 100 * r.stuck for r in runs], 0)),
             f"{mean_std([r.grads.get('grad/real_mean') for r in runs], 2)} / "
             f"{mean_std([r.grads.get('grad/fake_mean') for r in runs], 2)}",
             mean_std([max(r.spectral.values()) if r.spectral else None for r in runs], 2),
@@ -138,8 +133,6 @@ def summary_table(groups: dict[str, list[RunSummary]]) -> str:
 
 
 def spectral_table(groups: dict[str, list[RunSummary]]) -> str:
-    from gan.bench import markdown_table
-
     layers = list(dict.fromkeys(k for runs in groups.values() for r in runs for k in r.spectral))
     rows = [[variant, *(mean_std([r.spectral.get(layer) for r in runs], 2) for layer in layers)]
             for variant, runs in groups.items()]
@@ -154,59 +147,38 @@ def protocols(runs: list[RunSummary]) -> tuple[str, str]:
 
 def plot_fid_bands(groups: dict[str, list[RunSummary]], out: Path, title: str = "") -> Path:
     """Mean FID against G step per variant, with a band from the lowest to the highest seed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
-    for variant, runs in groups.items():
-        steps = sorted(set.intersection(*(set(r.curve) for r in runs))) if runs else []
-        if not steps:
-            continue
-        values = [[r.curve[s] for r in runs] for s in steps]
-        mean = [statistics.mean(v) for v in values]
-        line, = ax.plot(steps, mean, marker="o", ms=3, label=f"{variant} (n={len(runs)})")
-        ax.fill_between(steps, [min(v) for v in values], [max(v) for v in values], color=line.get_color(), alpha=0.15)
-    ax.set(xlabel="generator step", ylabel="FID (lower is better)")
-    ax.set_title(title or "FID vs generator step: mean over seeds, band = min..max", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
+    with png_figure(out) as ax:
+        for variant, runs in groups.items():
+            steps = sorted(common_steps(runs))
+            if not steps:
+                continue
+            values = [[r.curve[s] for r in runs] for s in steps]
+            mean = [statistics.mean(v) for v in values]
+            line, = ax.plot(steps, mean, marker="o", ms=3, label=f"{variant} (n={len(runs)})")
+            ax.fill_between(steps, [min(v) for v in values], [max(v) for v in values], color=line.get_color(),
+                            alpha=0.15)
+        ax.set(xlabel="generator step", ylabel="FID (lower is better)")
+        ax.set_title(title or "FID vs generator step: mean over seeds, band = min..max", fontsize=9)
     return out
 
 
 def plot_spectral(groups: dict[str, list[RunSummary]], out: Path) -> Path:
     """Final exact spectral norm of each D layer per variant (mean over seeds, bars = min..max)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     layers = list(dict.fromkeys(k for runs in groups.values() for r in runs for k in r.spectral))
-    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
-    for variant, runs in groups.items():
-        xs, mean, low, high = [], [], [], []
-        for i, layer in enumerate(layers):
-            values = [r.spectral[layer] for r in runs if layer in r.spectral]
-            if values:
-                xs.append(i)
-                mean.append(statistics.mean(values))
-                low.append(mean[-1] - min(values))
-                high.append(max(values) - mean[-1])
-        if xs:
-            ax.errorbar(xs, mean, yerr=[low, high], marker="o", ms=3, capsize=2, label=variant)
-    ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right", fontsize=7)
-    ax.set(ylabel="spectral norm (exact, circular)", yscale="log", title="D's layers at the end of training")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
+    with png_figure(out) as ax:
+        for variant, runs in groups.items():
+            xs, mean, low, high = [], [], [], []
+            for i, layer in enumerate(layers):
+                values = [r.spectral[layer] for r in runs if layer in r.spectral]
+                if values:
+                    xs.append(i)
+                    mean.append(statistics.mean(values))
+                    low.append(mean[-1] - min(values))
+                    high.append(max(values) - mean[-1])
+            if xs:
+                ax.errorbar(xs, mean, yerr=[low, high], marker="o", ms=3, capsize=2, label=variant)
+        ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right", fontsize=7)
+        ax.set(ylabel="spectral norm (exact, circular)", yscale="log", title="D's layers at the end of training")
     return out
 
 

@@ -19,18 +19,11 @@ from pathlib import Path
 import torch
 import yaml
 
-from gan.study.grid import Grid, Run
+from gan.runs import eval_result_path
+from gan.study.grid import STUDY_MARKER, Grid, Run, final_eval_path
 
 CURVE_PATTERN = "g*.ckpt"
 GAN_COMMAND = [sys.executable, "-m", "gan.cli"]  # how a job starts gan (tests start it with a tiny extractor)
-
-
-def final_eval_path(run: Run) -> Path:
-    return run.dir / "eval" / "final.json"
-
-
-def curve_eval_path(ckpt: Path) -> Path:
-    return ckpt.with_suffix(".eval.json")  # where gan compare looks for a run's FID-vs-step points
 
 
 def trained_steps(run: Run) -> int:
@@ -78,10 +71,13 @@ def plan(grid: Grid, runs: list[Run]) -> list[Job]:
             jobs.append(Job("train", run, argv, f"{run.name}-train" + ("-resume" if steps else "")))
             continue
         for ckpt in sorted((run.dir / "ckpt").glob(CURVE_PATTERN)):
-            out = curve_eval_path(ckpt)
+            step = int(ckpt.stem[1:])
+            if step % grid.curve_every and step != run.max_g_steps:
+                continue
+            out = eval_result_path(ckpt)  # where gan compare and the report look for the curve
             if not up_to_date(out, ckpt):
                 jobs.append(Job("eval", run, eval_argv(ckpt, grid.curve, out), f"{run.name}-{ckpt.stem}", out))
-        out, last = final_eval_path(run), run.dir / "ckpt" / "last.ckpt"
+        out, last = final_eval_path(run.dir), run.dir / "ckpt" / "last.ckpt"
         if not up_to_date(out, last):
             jobs.append(Job("eval", run, eval_argv(last, grid.final, out), f"{run.name}-final", out))
     return jobs
@@ -99,7 +95,7 @@ def write_configs(grid: Grid, runs: list[Run]) -> None:
             path.write_text(text)
         run.dir.mkdir(parents=True, exist_ok=True)
         marker = {"study": grid.name, "variant": run.variant, "seed": run.seed}
-        (run.dir / "study.json").write_text(json.dumps(marker) + "\n")
+        (run.dir / STUDY_MARKER).write_text(json.dumps(marker) + "\n")
 
 
 def default_jobs(threads: int) -> int:

@@ -1,0 +1,146 @@
+""":func:`compute_metrics`: FID / IS / KID of generated images against a reference set, in one call whose
+arguments are the protocol and whose result states it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+from torch_fidelity.utils import (
+    create_feature_extractor,
+    get_featuresdict_from_dataset,
+    get_featuresdict_from_generative_model,
+)
+
+from gan.errors import UserError
+from gan.metrics.adapters import GeneratorAdapter
+from gan.metrics.inception import INCEPTION, InceptionWeights, resolve_weights
+from gan.metrics.protocols import EVAL_SEED
+from gan.metrics.reference import Reference, reference_statistics
+from gan.metrics.scores import frechet_distance, inception_score, kernel_inception_distance
+from gan.modes import eval_mode
+
+
+def feature_layer(extractor: str, metric: str) -> str:
+    """The layer of a torch-fidelity extractor that ``metric`` (fid, isc, kid) reads."""
+    if extractor not in FEATURE_EXTRACTORS_REGISTRY:
+        raise UserError(f"feature extractor {extractor!r} is not registered with torch-fidelity")
+    return FEATURE_EXTRACTORS_REGISTRY[extractor].get_default_feature_layer_for_metric(metric)
+
+
+def feature_layers(extractor: str, fid: bool, isc: bool, kid: bool) -> dict[str, str]:
+    """Metric -> layer for the requested metrics; FID and KID share one layer (and so the reference cache)."""
+    layers = {m: feature_layer(extractor, m) for m, on in (("fid", fid), ("isc", isc), ("kid", kid)) if on}
+    if fid and kid and layers["kid"] != layers["fid"]:
+        raise UserError("KID and FID must use the same feature layer to share reference statistics")
+    return layers
+
+
+def extractor_weights(extractor: str, weights: str | InceptionWeights, isc: bool, cache: Path | None,
+                      verbose: bool) -> InceptionWeights | None:
+    """The Inception weights to load (None for other extractors); IS without a classifier is refused here."""
+    if extractor != INCEPTION:
+        return None
+    resolved = resolve_weights(weights, cache, verbose)
+    if isc and not resolved.has_logits:
+        raise UserError(
+            f"Inception Score needs Inception's 1008-way classifier, which the {resolved.kind} weights "
+            f"({resolved.ident}) do not have; compute FID/KID only, or use --inception-weights default"
+        )
+    return resolved
+
+
+def fake_features(fake: GeneratorAdapter | Dataset, extractor: nn.Module, num_fake: int | None, batch_size: int,
+                  cuda: bool, seed: int, verbose: bool) -> tuple[dict[str, Tensor], int]:
+    """torch-fidelity's own feature extraction of the generated set (the only cost once statistics are cached)."""
+    if isinstance(fake, GeneratorAdapter):
+        if not num_fake or num_fake < 2:
+            raise UserError("num_fake (--num-fake) must be at least 2 for a generator")
+        with eval_mode(fake), torch.no_grad():
+            return get_featuresdict_from_generative_model(fake, extractor, num_fake, batch_size, cuda, seed,
+                                                          verbose), num_fake
+    return get_featuresdict_from_dataset(fake, extractor, batch_size, cuda, not cuda, verbose), len(fake)
+
+
+def compute_metrics(
+    fake: GeneratorAdapter | Dataset,
+    reference: Reference | None,
+    *,
+    num_fake: int | None = None,
+    fid: bool = True,
+    isc: bool = False,
+    kid: bool = False,
+    weights: str | InceptionWeights = "default",
+    feature_extractor: str = INCEPTION,
+    seed: int = EVAL_SEED,
+    isc_splits: int = 10,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    cache: Path | None = None,
+    verbose: bool = True,
+) -> dict:
+    """FID / IS / KID of generated images against a reference set, with the protocol in the result.
+
+    ``fake`` is a :class:`GeneratorAdapter` (``num_fake`` samples drawn from torch-fidelity's seeded noise,
+    in eval mode) or a Dataset of uint8 3xHxW images (all of it). FID and KID need ``reference``; its
+    statistics come from the disk cache, so only the fake features are extracted. IS and KID are
+    torch-fidelity's own functions; FID is its formula evaluated with a cached covariance square root.
+    The caller's random streams are left as they were (training goes on exactly as without evaluation).
+    Returns ``{"metrics": {...}, "protocol": {...}, "weights": {...}, "seconds": float}``.
+    """
+    if not (fid or isc or kid):
+        raise UserError("choose at least one metric: fid, isc or kid")
+    if (fid or kid) and reference is None:
+        raise UserError("FID and KID need a reference dataset")
+    start = time.perf_counter()
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    resolved = extractor_weights(feature_extractor, weights, isc, cache, verbose)
+    layers = feature_layers(feature_extractor, fid, isc, kid)
+
+    # building the extractor and iterating a DataLoader draw from torch's global RNG: leave the caller's alone
+    with torch.random.fork_rng(devices=[device] if cuda else []):
+        extractor = create_feature_extractor(
+            feature_extractor, sorted(set(layers.values())), cuda=cuda, verbose=verbose,
+            feature_extractor_weights_path=resolved.path if resolved else None,
+        )
+        ref_stats = None
+        if fid or kid:
+            ref_stats = reference_statistics(
+                reference, extractor, layers.get("fid", layers.get("kid")), resolved.ident if resolved else "",
+                with_features=kid, batch_size=batch_size, cuda=cuda, cache=cache, verbose=verbose,
+            )
+        feats, num_fake = fake_features(fake, extractor, num_fake, batch_size, cuda, seed, verbose)
+
+    metrics: dict[str, float] = {}
+    if fid:
+        metrics["fid"] = frechet_distance(feats[layers["fid"]].to(device), ref_stats)
+    if isc:
+        metrics.update(inception_score(feats[layers["isc"]], isc_splits, seed))
+    if kid:
+        kid_subset_size = min(kid_subset_size, num_fake, int(ref_stats["features"].shape[0]))
+        metrics.update(kernel_inception_distance(feats[layers["kid"]], ref_stats["features"], kid_subsets,
+                                                 kid_subset_size, seed, verbose))
+    protocol = {
+        "fake": ("EMA generator" if fake.ema else "generator") if isinstance(fake, GeneratorAdapter) else "images",
+        "num_fake": num_fake,
+        **(reference.describe() if reference is not None else {}),
+        "num_real_used": int(ref_stats["num_samples"]) if ref_stats is not None else None,
+        "seed": seed,
+        "feature_extractor": feature_extractor,
+        "feature_layers": layers,
+        **({"isc_splits": isc_splits} if isc else {}),
+        **({"kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size} if kid else {}),
+    }
+    return {
+        "metrics": metrics,
+        "protocol": protocol,
+        "weights": resolved.describe() if resolved else {"kind": "extractor", "ident": feature_extractor},
+        "seconds": time.perf_counter() - start,
+    }

@@ -1,0 +1,34 @@
+"""Named evaluation protocols: how many generated images are scored against how many real ones.
+
+FID depends on these counts more than on small model changes, so each result names its protocol and
+``gan eval --protocol`` offers exactly the entries of :data:`PROTOCOLS`. A new protocol is one entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EVAL_SEED = 2020  # the noise seed of every evaluation unless told otherwise: the same z, comparable numbers
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """``num_fake`` generated images against ``num_real`` real ones (a seeded subset; None: the whole split)."""
+
+    name: str
+    num_fake: int
+    num_real: int | None
+    used_by: str
+
+    def describe(self) -> str:
+        real = "the whole split" if self.num_real is None else f"{self.num_real:,} real"
+        return f"{self.name} = {self.num_fake:,} generated vs {real} ({self.used_by})"
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    protocol.name: protocol
+    for protocol in (
+        Protocol("default", 50_000, None, "torch-fidelity, mimicry, pytorch-gan-collections"),
+        Protocol("paper", 5_000, 10_000, "the SNGAN paper"),
+    )
+}

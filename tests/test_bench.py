@@ -1,0 +1,62 @@
+"""``gan bench`` smoke tests at tiny sizes: every benchmark runs, times every case and reports ratios that follow
+from its own timings. (Speed targets are checked by running the benchmarks, not here.)"""
+
+import json
+import re
+
+import pytest
+
+from gan.bench.convnorm import LAYERS
+from gan.cli import main
+
+
+def table_rows(text: str, first_cell: str) -> list[list[str]]:
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("|")]
+    return [row for row in rows if row[0].startswith(first_cell)]
+
+
+def test_convnorm_times_every_cnn_layer_and_the_whole_discriminator(tmp_path, capsys):
+    out = tmp_path / "convnorm.json"
+    assert main(["bench", "convnorm", "--batch", "2", "--repeats", "1", "--models", "cnn", "--json", str(out)]) == 0
+    result, printed = json.loads(out.read_text()), capsys.readouterr().out
+    assert [r["layer"] for r in result["layers"]] == [case.label for case in LAYERS if case.model == "cnn"]
+    for row in result["layers"]:
+        assert all(row[k] > 0 for k in ("conv", "fast", "reference", "spectral")), row["layer"]
+        (shown,) = table_rows(printed, row["layer"])
+        assert float(shown[5].split()[0]) == pytest.approx(row["fast"] / row["conv"], abs=0.006)
+    assert set(result["whole"]) == {"cnn"} and min(result["whole"]["cnn"].values()) > 0
+    assert table_rows(printed, "cnn D (fwd+bwd)")
+
+
+def test_step_compares_lightning_with_a_plain_loop(capsys):
+    code = main(["bench", "step", "--width", "4", "--image-size", "8", "--channels", "1", "--batch-size", "4",
+                 "--n-dis", "1", "--steps", "1", "--warmup", "1"])
+    printed = capsys.readouterr().out
+    (plain,), (light,) = table_rows(printed, "plain PyTorch"), table_rows(printed, "LightningModule")
+    ratio = float(re.search(r"Lightning / plain = ([0-9.]+)x", printed).group(1))
+    assert ratio == pytest.approx(float(light[1]) / float(plain[1]), abs=0.01)
+    assert code == (0 if ratio <= 1.10 else 1)
+
+
+def test_step_table_gives_g_steps_per_second_for_every_arch_and_norm(capsys):
+    assert main(["bench", "step", "--table", "--width", "4", "--image-size", "32", "--channels", "1",
+                 "--batch-size", "2", "--n-dis", "1", "--steps", "1", "--warmup", "1"]) == 0
+    printed = capsys.readouterr().out
+    for arch in ("cnn", "resnet"):
+        (row,) = table_rows(printed, arch)
+        assert len(row) == 5 and all(float(cell) > 0 for cell in row[1:])
+
+
+@pytest.mark.slow
+def test_fid_times_the_three_ways_to_evaluate(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GAN_CACHE", str(tmp_path))
+    main(["bench", "fid", "--inception-weights", "random", "--num-fake", "4", "--num-real", "4", "--repeats", "1",
+          "--image-size", "8", "--batch-size", "4", "--json", str(tmp_path / "fid.json")])
+    result, printed = json.loads((tmp_path / "fid.json").read_text()), capsys.readouterr().out
+    assert len(result["seconds"]) == 3 and min(result["seconds"].values()) > 0
+    base = result["seconds"]["torch-fidelity: features of the generated images"]
+    assert result["ratio"] == pytest.approx(result["seconds"]["gan compute_metrics, reference cached"] / base)
+    assert f"= {result['ratio']:.3f}" in printed
+    for name, seconds in result["seconds"].items():
+        (row,) = table_rows(printed, name)
+        assert float(row[1]) == pytest.approx(seconds, abs=0.006)
