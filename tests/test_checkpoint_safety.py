@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import TINY_DATA, TINY_MODEL, files_of, write_config
-from test_metrics import TINY
+from conftest import TINY_DATA, TINY_EXTRACTOR, TINY_MODEL, files_of, write_config
 
 from gan.checkpoint_io import SafeCheckpointIO, load_checkpoint_file
 from gan.cli import main
@@ -62,7 +61,7 @@ def test_payload_checkpoint_runs_nothing_and_is_refused_in_one_line(command, pay
     monkeypatch.setenv("GAN_CACHE", str(tmp_path / "cache"))
     argv = {
         "sample": ["sample", str(path), "--out", str(tmp_path / "grid.png")],
-        "eval": ["eval", str(path), "--feature-extractor", TINY, "--num-fake", "8", "--num-real", "8"],
+        "eval": ["eval", str(path), "--feature-extractor", TINY_EXTRACTOR, "--num-fake", "8", "--num-real", "8"],
         "fit": ["fit", "--config", str(run.parent / "tiny.yaml"), "--run.name", "resumed", "--ckpt_path", str(path)],
     }[command]
     assert main(argv) == 2
@@ -124,7 +123,7 @@ def test_a_generator_with_non_finite_weights_is_refused(command, run, tmp_path, 
     torch.save(checkpoint, tmp_path / "diverged.ckpt")
     out = tmp_path / "out"
     argv = {"sample": ["sample", str(tmp_path / "diverged.ckpt"), "--out", str(out / "grid.png")],
-            "eval": ["eval", str(tmp_path / "diverged.ckpt"), "--feature-extractor", TINY, "--num-fake", "8",
+            "eval": ["eval", str(tmp_path / "diverged.ckpt"), "--feature-extractor", TINY_EXTRACTOR, "--num-fake", "8",
                      "--num-real", "8", "--json", str(out / "eval.json")]}[command]
     assert main(argv) == 2
     err = capsys.readouterr().err

@@ -8,9 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import files_of, write_config
+from conftest import TINY_EXTRACTOR, files_of, write_config
 from PIL import Image
-from test_metrics import TINY
 
 from gan.cli import main
 from gan.errors import UserError
@@ -109,7 +108,7 @@ def test_sample_refuses_bad_arguments(run, tmp_path, monkeypatch, capsys, args, 
 ])
 def test_eval_refuses_bad_counts_before_any_feature_work(run, tmp_path, monkeypatch, capsys, args, message):
     monkeypatch.setenv("GAN_CACHE", str(tmp_path / "cache"))
-    assert main(["eval", str(run / "ckpt" / "last.ckpt"), "--feature-extractor", TINY, "--num-fake", "8",
+    assert main(["eval", str(run / "ckpt" / "last.ckpt"), "--feature-extractor", TINY_EXTRACTOR, "--num-fake", "8",
                  "--num-real", "8", *args, "--json", str(tmp_path / "eval.json")]) == 2
     one_line_error(capsys, message)
     assert files_of(tmp_path) == {}
@@ -119,7 +118,7 @@ def test_a_one_image_reference_is_never_cached(run, tmp_path):
     reference = Reference.from_data("synthetic", "train", 8, 1, num_samples=1)
     with pytest.raises(UserError, match="from 1 images are not finite"):
         compute_metrics(GeneratorAdapter.from_gan(load_gan(run / "ckpt" / "last.ckpt")), reference, num_fake=4,
-                        feature_extractor=TINY, cache=tmp_path / "cache", verbose=False)
+                        feature_extractor=TINY_EXTRACTOR, cache=tmp_path / "cache", verbose=False)
     assert not any(p.is_file() for p in (tmp_path / "cache").rglob("*"))
 
 
