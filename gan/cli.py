@@ -36,9 +36,24 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(f"gan.commands.{COMMANDS[name][0]}")
     try:
         return int(module.main(rest) or 0)
-    except UserError as err:
-        print(f"gan {name}: error: {err}", file=sys.stderr)
+    except Exception as err:
+        user_error = bad_input(err)
+        if user_error is None:
+            raise
+        print(f"gan {name}: error: {user_error}", file=sys.stderr)
         return 2
+
+
+def bad_input(err: BaseException) -> UserError | None:
+    """The UserError behind ``err``, if any: jsonargparse wraps errors raised while it builds config classes
+    (e.g. a callback's range check) in its own exceptions."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, UserError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 if __name__ == "__main__":

@@ -26,11 +26,14 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision import datasets, transforms
 
 from gan.errors import UserError
+from gan.files import FileLock
+from gan.validate import at_least
 
 DATA_ROOT = ".data"  # where datasets are read from (and downloaded to) unless data.root says otherwise
 DATASETS = ("cifar10", "cifar100", "stl10", "fashion-mnist", "mnist", "folder", "synthetic")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+DATA_LOCK = ".gan-data.lock"  # in the data root: taken while a dataset is unpacked or downloaded there
 _TORCHVISION = {
     "cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100, "stl10": datasets.STL10,
     "fashion-mnist": datasets.FashionMNIST, "mnist": datasets.MNIST,
@@ -71,6 +74,23 @@ class ImageFolderFlat(Dataset):
                 f"data.root={str(root)!r} holds no images ({', '.join(IMAGE_EXTENSIONS)}); "
                 "point data.root at a folder that contains some"
             )
+        self._check_readable()
+
+    def _check_readable(self) -> None:
+        """Decode every file once now, so a damaged image stops the run here with its name, not mid-training."""
+        bad = []
+        for path in self.files:
+            try:
+                with Image.open(path) as image:
+                    image.load()
+            except Exception as err:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, bomb errors...
+                bad.append((path, err))
+        if bad:
+            path, err = bad[0]
+            raise UserError(
+                f"data.root={str(self.root)!r}: {len(bad)} of {len(self.files)} images cannot be read (first: {path}: "
+                f"{type(err).__name__}); remove or replace them"
+            )
 
     def __len__(self) -> int:
         return len(self.files)
@@ -106,23 +126,28 @@ def item_image(item: Tensor | tuple | list) -> Tensor:
     return item[0] if isinstance(item, tuple | list) else item
 
 
-def unpack_debian_fashion_mnist(root: str | os.PathLike, source: Path = DEBIAN_FASHION_MNIST) -> bool:
-    """Gunzip the Debian package's IDX files into ``root/FashionMNIST/raw`` (torchvision's layout); True if done.
+def unpack_debian_fashion_mnist(root: str | os.PathLike, source: Path | None = None) -> bool:
+    """Gunzip the Debian package's IDX files (``source``, default DEBIAN_FASHION_MNIST) into
+    ``root/FashionMNIST/raw`` (torchvision's layout); True if done.
 
     The package's gzip files are recompressed, so torchvision's checksums fail on them; the unpacked files load.
+    Processes started together (a study, a DDP launch) take turns on the data root's lock.
     """
-    files = sorted(source.glob("*-ubyte.gz"))
+    files = sorted((source or DEBIAN_FASHION_MNIST).glob("*-ubyte.gz"))
     if len(files) < 4:
         return False
     raw = Path(root) / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    for gz in files:
-        out = raw / gz.name[: -len(".gz")]
-        if not out.exists():
-            tmp = out.with_suffix(".tmp")
-            with gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-            tmp.replace(out)  # atomic: an interrupted unpack never leaves a truncated file under the real name
+    if all((raw / gz.name[: -len(".gz")]).exists() for gz in files):
+        return True
+    with FileLock(Path(root) / DATA_LOCK):
+        raw.mkdir(parents=True, exist_ok=True)
+        for gz in files:
+            out = raw / gz.name[: -len(".gz")]
+            if not out.exists():  # else another process unpacked it while this one waited
+                tmp = out.with_suffix(".tmp")
+                with gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                tmp.replace(out)  # atomic: an interrupted unpack never leaves a truncated file under the real name
     return True
 
 
@@ -174,7 +199,8 @@ def build_dataset(
         if not download:
             raise _missing(name, root, err) from err
     try:
-        return _TORCHVISION[name](root, transform=transform, download=True, **kind)
+        with FileLock(Path(root) / DATA_LOCK):  # one process downloads; the others wait, then find the files there
+            return _TORCHVISION[name](root, transform=transform, download=True, **kind)
     except Exception as err:  # noqa: BLE001 - no network shows up as URLError, OSError, RuntimeError...
         raise _missing(name, root, err) from err
 
@@ -251,6 +277,9 @@ class GANDataModule(pl.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        for field, value, minimum in (("image_size", image_size, 1), ("batch_size", batch_size, 1),
+                                      ("num_workers", num_workers, 0), ("num_samples", num_samples, 1)):
+            at_least(f"data.{field}", value, minimum)
         self.save_hyperparameters()
         self.dataset: Dataset | None = None
 

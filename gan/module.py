@@ -25,14 +25,21 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.strategies import DDPStrategy
+from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
 
+from gan.checkpoint_io import load_checkpoint_file
 from gan.data import item_image
+from gan.divergence import EXPLODING_LOSS, DivergedError, LossWatch, nonfinite
 from gan.errors import UserError
 from gan.loggers import send_metrics
 from gan.losses import get_loss
 from gan.models import build_discriminator, build_generator
 from gan.modes import eval_mode
+from gan.validate import at_least, in_range, positive
+
+DIVERGED_FIX = ("Lower model.lr_d / model.lr_g (or check the data), then resume from the last finite checkpoint "
+                "or start a new run.")
 
 
 def latent_seed(seed: int, rank: int, g_step: int) -> int:
@@ -89,10 +96,16 @@ class GAN(pl.LightningModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        for name, value in (("n_dis", n_dis), ("max_g_steps", max_g_steps), ("log_every_n_g_steps",
-                                                                              log_every_n_g_steps)):
-            if value < 1:
-                raise UserError(f"model.{name}={value} must be >= 1")
+        for name, value in (("image_size", image_size), ("channels", channels), ("z_dim", z_dim), ("g_width", g_width),
+                            ("d_width", d_width), ("n_dis", n_dis), ("g_batch_size", g_batch_size),
+                            ("max_g_steps", max_g_steps), ("log_every_n_g_steps", log_every_n_g_steps)):
+            at_least(f"model.{name}", value, 1)
+        at_least("model.ema_start", ema_start, 0)
+        positive("model.lr_g", lr_g)
+        positive("model.lr_d", lr_d)
+        for i, beta in enumerate(betas):
+            in_range(f"model.betas[{i}]", beta, 0.0, 1.0, high_open=True)
+        in_range("model.ema_decay", ema_decay, 0.0, 1.0)
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.z_dim, self.image_size, self.channels = z_dim, image_size, channels
@@ -106,6 +119,7 @@ class GAN(pl.LightningModule):
         self._g_step = 0
         self._noise = torch.Generator()
         self._clock: tuple[int, float] | None = None
+        self._losses = LossWatch()
         self.last_metrics: dict[str, float] = {}
 
     # ---- public helpers ---------------------------------------------------------------------------------------
@@ -144,6 +158,11 @@ class GAN(pl.LightningModule):
             )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        bad = nonfinite(checkpoint["state_dict"])
+        if self._diverged(bool(bad) or self._losses.diverged()):  # raising here leaves the file on disk as it was
+            what = f"non-finite values in {bad[0]}" if bad else "non-finite losses since the start"
+            raise DivergedError(f"training diverged by G step {self._g_step} ({what}); this checkpoint is not "
+                                f"written. {DIVERGED_FIX}")
         checkpoint["g_step"] = self._g_step
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -186,11 +205,27 @@ class GAN(pl.LightningModule):
             self.manual_backward(g_loss)
             opt_g.step()
         self._g_step += 1
+        self._losses.update(d_loss, g_loss)  # stays on the device; read at log steps and checkpoints
         self._update_ema()
         if self._g_step % h.log_every_n_g_steps == 0 or self._g_step >= h.max_g_steps:
             self._log(d_loss, g_loss, d_real, d_fake, factor)
         if self._g_step >= h.max_g_steps:
             self.trainer.should_stop = True
+
+    def _check_losses(self) -> None:
+        """At log steps, where the host holds the losses anyway: stop when a loss so far was not finite; say once
+        when they grow huge (still finite, but the run is most likely diverging)."""
+        shown = f"loss/d={self.last_metrics['loss/d']:.4g}, loss/g={self.last_metrics['loss/g']:.4g}"
+        if self._diverged(self._losses.diverged()):
+            raise DivergedError(f"training diverged by G step {self._g_step} ({shown}; a non-finite loss at this or "
+                                f"an earlier step). {DIVERGED_FIX}")
+        if self._losses.first_explosion(self.last_metrics["loss/d"], self.last_metrics["loss/g"]):
+            rank_zero_warn(f"G step {self._g_step}: {shown}, beyond {EXPLODING_LOSS:g}: training is most likely "
+                           "diverging; consider lower model.lr_d / model.lr_g")
+
+    def _diverged(self, here: bool) -> bool:
+        """``here`` agreed by every rank (a rank that stopped alone would leave the others waiting)."""
+        return self.trainer.strategy.reduce_boolean_decision(here, all=False)
 
     def _score_fakes(self, fake: Tensor, real: Tensor) -> Tensor:
         """D's logits of ``fake`` in the G step; a D with batch statistics sees them beside ``real``, as in D steps."""
@@ -226,25 +261,32 @@ class GAN(pl.LightningModule):
             "d/real": d_real.mean().item(), "d/fake": d_fake.mean().item(),
             "lr/g": h.lr_g * factor, "lr/d": h.lr_d * factor, "speed/g_steps_per_s": speed,
         }
+        self._check_losses()  # before the loggers: no NaN row (a resume from the last good checkpoint logs anew)
         # straight to the loggers with step = g_step (self.log would index rows by Lightning's batch counter)
         send_metrics(self.loggers, self.last_metrics, self._g_step)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint dict at ``path``; a missing or unreadable file is a UserError naming it."""
+    """The checkpoint dict at ``path``, loaded as plain data only (``gan.checkpoint_io``); a missing, unreadable or
+    code-carrying file is a UserError naming it."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {str(path)!r} does not exist; pass e.g. checkpoints/<run>/ckpt/last.ckpt")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - truncated / not a torch file
-        raise UserError(f"checkpoint {str(path)!r} is unreadable ({type(err).__name__}); pass an intact .ckpt") from err
+    checkpoint = load_checkpoint_file(path)
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
         raise UserError(f"checkpoint {str(path)!r} is not a gan fit checkpoint; pass one from checkpoints/<run>/ckpt/")
     return checkpoint
 
 
 def load_gan(path: str | Path, map_location: str | torch.device = "cpu") -> GAN:
-    """A trained GAN from a ``gan fit`` checkpoint (UserError when the file is missing or not one)."""
+    """A trained GAN from a ``gan fit`` checkpoint; UserError when the file is missing, not one, or its generator
+    holds non-finite weights (a diverged run: its samples would be blank)."""
     read_checkpoint(path)
-    return GAN.load_from_checkpoint(path, map_location=map_location)
+    gan = GAN.load_from_checkpoint(path, map_location=map_location, weights_only=True)
+    generators = {"generator": gan.generator, "generator_ema": gan.generator_ema}
+    bad = nonfinite({f"{name}.{key}": value for name, g in generators.items() if g is not None
+                     for key, value in g.state_dict().items()})
+    if bad:
+        raise UserError(f"checkpoint {str(path)!r}: the generator holds non-finite weights ({bad[0]}), its run "
+                        "diverged; use an earlier checkpoint of the run")
+    return gan

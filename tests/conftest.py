@@ -10,6 +10,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +21,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 import torch_fidelity
+import yaml
 from torch import nn
 from torch.utils.data import Dataset
 from torch_fidelity import FeatureExtractorBase
@@ -145,3 +149,42 @@ def tiny_fit() -> Callable[..., tuple[GAN, pl.Trainer]]:
 def tiny_datamodule() -> GANDataModule:
     """The tiny GAN's training data, as ``tiny_fit`` trains on it."""
     return GANDataModule(**TINY_DATA)
+
+
+# ---- gan as users run it: configs for `gan fit`, separate processes, the files a run leaves ---------------------
+def cli_config(out_dir: Path, **sections: dict) -> dict:
+    """A ``gan fit`` config of the tiny GAN (EMA on), writing runs under ``out_dir``; ``sections`` update it,
+    e.g. ``model={"max_g_steps": 8}``."""
+    config = {
+        "seed_everything": 0,
+        "model": {**{k: v for k, v in TINY_MODEL.items() if k not in ("image_size", "channels")}, "ema": True,
+                  "ema_decay": 0.9},
+        "data": dict(TINY_DATA),
+        "run": {"out_dir": str(out_dir), "sample_every": 1000, "ckpt_every": 2, "sample_num": 4},
+        "trainer": {"accelerator": "cpu", "enable_model_summary": False, "enable_progress_bar": False},
+    }
+    for section, values in sections.items():
+        config[section].update(values)
+    return config
+
+
+def write_config(path: Path, out_dir: Path, **sections: dict) -> Path:
+    path.write_text(yaml.safe_dump(cli_config(out_dir, **sections)))
+    return path
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """Environment of a test's child Python process: this checkout's ``gan`` first, one torch thread."""
+    path = os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path, **extra}
+
+
+def start_gan(*argv: str, **env: str) -> subprocess.Popen:
+    """``gan ARGV`` as a separate process (the way users and ``gan study`` start it)."""
+    return subprocess.Popen([sys.executable, "-m", "gan.cli", *argv], env=child_env(**env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` with its bytes: 'nothing was written' is this staying equal."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}

@@ -2,10 +2,15 @@
 
 import gzip
 import struct
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import child_env
 from PIL import Image
 
 from gan.data import (
@@ -72,6 +77,55 @@ def test_fashion_mnist_from_the_debian_package_layout(tmp_path, debian_fashion_m
     assert len(ds) == 3 and ds[0][0].shape == (1, 32, 32) and ds[0][0].min() == 1
     assert len(build_dataset("fashion-mnist", root=str(root), split="test", image_size=32, channels=3)) == 2
     assert not unpack_debian_fashion_mnist(tmp_path / "other", tmp_path / "nothing-here")
+
+
+UNPACK_WHEN_TOLD = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    import gan.data
+    source, root, go, ready = map(Path, sys.argv[1:5])
+    gan.data.DEBIAN_FASHION_MNIST = source
+    ready.touch()
+    while not go.exists():
+        time.sleep(0.001)
+    print(len(gan.data.build_dataset("fashion-mnist", str(root), "train", 8, 1, download=False)))
+""")
+
+
+def test_processes_started_together_on_a_fresh_root_all_get_fashion_mnist(tmp_path):
+    """As a study or a DDP launch starts them: each unpacks (or waits for) the Debian package's files; before the
+    data root's lock, all but one died renaming a .tmp file that another process had already moved."""
+    src = tmp_path / "deb"
+    src.mkdir()
+    noise = torch.randint(0, 256, (3000 * 28 * 28,), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    for prefix, n in (("train", 3000), ("t10k", 500)):  # a few MB: unpacking takes long enough to overlap
+        _idx(src / f"{prefix}-images-idx3-ubyte.gz", 2051, (n, 28, 28), noise[: n * 28 * 28].numpy().tobytes())
+        _idx(src / f"{prefix}-labels-idx1-ubyte.gz", 2049, (n,), bytes(i % 10 for i in range(n)))
+    (tmp_path / "unpack.py").write_text(UNPACK_WHEN_TOLD)
+    root, go = tmp_path / "data", tmp_path / "go"
+    workers = [subprocess.Popen([sys.executable, str(tmp_path / "unpack.py"), str(src), str(root), str(go),
+                                 str(tmp_path / f"ready{i}")], env=child_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for i in range(2)]
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / f"ready{i}").exists() for i in range(2)):
+        assert time.monotonic() < deadline and all(w.poll() is None for w in workers)
+        time.sleep(0.05)
+    go.touch()
+    results = [w.communicate(timeout=120) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], [err[-2000:] for _, err in results]
+    assert [out.strip() for out, _ in results] == ["3000"] * 2
+    for gz in src.iterdir():
+        assert (root / "FashionMNIST" / "raw" / gz.stem).read_bytes() == gzip.open(gz).read()
+    assert not list((root / "FashionMNIST" / "raw").glob("*.tmp"))
+
+
+def test_a_damaged_image_is_named_when_the_folder_dataset_is_built(tmp_path):
+    for i in range(3):
+        Image.new("RGB", (10, 10), (80 * i, 0, 0)).save(tmp_path / f"{i}.jpg")
+    (tmp_path / "1.jpg").write_bytes((tmp_path / "1.jpg").read_bytes()[:200])
+    (tmp_path / "2.jpg").write_bytes(b"\x89PNG but not really")
+    with pytest.raises(UserError, match=r"2 of 3 images cannot be read \(first: .*1.jpg: OSError\)"):
+        build_dataset("folder", root=str(tmp_path), image_size=8)
 
 
 def test_missing_dataset_names_the_fixes(tmp_path):

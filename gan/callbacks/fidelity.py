@@ -14,6 +14,7 @@ from gan.errors import UserError
 from gan.loggers import send_metrics
 from gan.metrics import EVAL_SEED, INCEPTION, GeneratorAdapter, Reference, compute_metrics, resolve_weights
 from gan.runs import FIDELITY_LOG, append_jsonl
+from gan.validate import at_least
 
 
 class FidelityCallback(GStepCallback):
@@ -57,8 +58,10 @@ class FidelityCallback(GStepCallback):
         verbose: bool = True,
     ) -> None:
         super().__init__(every_n_g_steps)
-        if num_fake < 2:
-            raise UserError(f"FidelityCallback: num_fake={num_fake} must be >= 2")
+        for field, value, minimum in (("num_fake", num_fake, 2), ("num_real", num_real, 2),
+                                      ("kid_subset_size", kid_subset_size, 1),
+                                      ("batch_size", batch_size, 1)):  # 2: a covariance needs two samples
+            at_least(f"FidelityCallback.{field}", value, minimum)
         self.num_fake, self.num_real = num_fake, num_real
         self.dataset, self.split, self.root = dataset, split, root
         self.isc, self.kid, self.kid_subset_size = isc, kid, kid_subset_size

@@ -25,10 +25,10 @@ from torch import Tensor, nn
 
 from gan.callbacks.schedule import GStepCallback
 from gan.data import item_image
-from gan.errors import UserError
 from gan.loggers import send_metrics
 from gan.module import GAN
 from gan.runs import GRADIENT_LOG, append_jsonl
+from gan.validate import at_least
 
 
 def input_gradient_norms(discriminator: nn.Module, images: Tensor) -> Tensor:
@@ -49,8 +49,7 @@ class GradientNormMonitor(GStepCallback):
     def __init__(self, every_n_g_steps: int = 1000, num_images: int = 64, seed: int = 0,
                  dirpath: str | Path | None = None) -> None:
         super().__init__(every_n_g_steps)
-        if num_images < 1:
-            raise UserError(f"GradientNormMonitor: num_images={num_images} must be >= 1")
+        at_least("GradientNormMonitor.num_images", num_images, 1)
         self.num, self.seed, self.dirpath = num_images, seed, dirpath
         self.real: Tensor | None = None
         self.history: list[dict] = []

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from gan.errors import UserError
+from gan.validate import at_least
 
 
 class GStepCallback(pl.Callback):
@@ -24,8 +24,7 @@ class GStepCallback(pl.Callback):
     """
 
     def __init__(self, every_n_g_steps: int) -> None:
-        if every_n_g_steps < 1:
-            raise UserError(f"{type(self).__name__}: every_n_g_steps={every_n_g_steps} must be >= 1")
+        at_least(f"{type(self).__name__}.every_n_g_steps", every_n_g_steps, 1)
         self.every = every_n_g_steps
         self.last_step = 0  # the last G step handled
 

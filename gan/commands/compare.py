@@ -49,7 +49,11 @@ def read_run(path: Path) -> Run:
             if row.get(f"eval/{key}"):
                 run.curve.setdefault(step, {})[key] = float(row[f"eval/{key}"])
     # the callback's records, with the protocol of each number; else gan eval results of the run's checkpoints
-    for entry in fidelity_log(path) or eval_results(path):
+    entries = fidelity_log(path) or eval_results(path)
+    if not (model or rows or entries):
+        raise UserError(f"{str(path)!r} is not a run folder (no config.yaml, logs/metrics.csv, fidelity.jsonl or "
+                        "ckpt/*.eval.json); pass folders written by gan fit, like checkpoints/<run>")
+    for entry in entries:
         run.curve[int(entry["g_step"])] = entry["metrics"]
         run.g_steps = max(run.g_steps, int(entry["g_step"]))
         run.protocol = describe_protocol(entry)

@@ -24,6 +24,7 @@ from gan.metrics import (
     resolve_weights,
 )
 from gan.runs import eval_result_path
+from gan.validate import at_least
 
 METRICS = ("fid", "isc", "kid")
 EXAMPLES = """examples:
@@ -82,7 +83,7 @@ def build_fake(args: argparse.Namespace, device: torch.device) -> tuple[object, 
             if Path(args.folder).is_dir() else []
         if not files:
             raise UserError(f"--folder {args.folder!r} holds no PNG/JPEG images; pass a folder of generated images")
-        files = files[: args.num_fake] if args.num_fake else files
+        files = files if args.num_fake is None else files[: args.num_fake]
         images = ImagesPathDataset(files)
         size = images[0].shape[-1]
         return images, {"image_size": size, "channels": 3}, {"folder": str(Path(args.folder).resolve())}
@@ -114,13 +115,17 @@ def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if bool(args.checkpoint) == bool(args.folder):
         raise UserError("pass either a checkpoint or --folder DIR (not both); see gan eval --help")
+    for option, minimum in (("num_fake", 2), ("num_real", 2), ("image_size", 1), ("kid_subset_size", 1),
+                            ("batch_size", 1)):  # 2: a covariance needs two samples
+        at_least(f"--{option.replace('_', '-')}", getattr(args, option), minimum)
     device = resolve_device(args.device)
     fake, data, source = build_fake(args, device)
     protocol = PROTOCOLS[args.protocol]
-    num_fake = args.num_fake or protocol.num_fake
+    num_fake = protocol.num_fake if args.num_fake is None else args.num_fake
     reference = Reference.from_training_data(
         data, args.image_size or data["image_size"], args.channels or data["channels"],
-        args.num_real or protocol.num_real, dataset=args.dataset, split=args.split, root=args.root,
+        protocol.num_real if args.num_real is None else args.num_real, dataset=args.dataset, split=args.split,
+        root=args.root,
     )
 
     weights = resolve_weights(args.inception_weights) if args.feature_extractor == INCEPTION else None
@@ -137,7 +142,7 @@ def main(argv: list[str]) -> int:
         weights=weights or "default", feature_extractor=args.feature_extractor, seed=args.seed,
         kid_subset_size=args.kid_subset_size, batch_size=args.batch_size, device=device,
     )
-    name = "custom" if args.num_fake or args.num_real else args.protocol  # counts overridden: say so
+    name = args.protocol if args.num_fake is None and args.num_real is None else "custom"  # overridden: say so
     result = {**source, **result, "protocol": {"name": name, **result["protocol"]}, "skipped": skipped}
     out = Path(args.json) if args.json else (
         eval_result_path(Path(args.checkpoint)) if args.checkpoint

@@ -2,26 +2,34 @@
 ``--model.norm convnorm``, ``--ckpt_path`` to resume).
 
 The run goes to ``<run.out_dir>/<run.name>/`` (default ``checkpoints/<data>-<arch>-<norm>``): ``config.yaml``,
-``ckpt/``, ``logs/`` (TensorBoard + metrics.csv), ``samples/`` (see gan.runs). Starting a new run in a folder
-that already holds checkpoints is refused, so a finished run is never overwritten by accident.
+``ckpt/``, ``logs/`` (TensorBoard + metrics.csv), ``samples/`` (see gan.runs). Everything is checked before
+anything is written: the settings' ranges, that the run folder is new or resumed from its own checkpoint, that the
+checkpoint fits the model, and that no other process trains there (gan/run_folder.py). Ctrl-C or SIGTERM saves
+``last.ckpt`` at the next step boundary and exits non-zero (130 / 143); a diverged run stops with exit code 2 and
+its last finite checkpoint kept.
 """
 
 from __future__ import annotations
 
+import signal
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
-from pytorch_lightning.utilities import rank_zero_only
 
 from gan.callbacks import GStepCheckpoint, GStepProgressBar, SampleGrid
+from gan.callbacks.interrupt import StopOnSignal
+from gan.checkpoint_io import SafeCheckpointIO, check_fits
 from gan.data import GANDataModule
-from gan.errors import UserError
+from gan.divergence import DivergedError
 from gan.loggers import AppendingCSVLogger
 from gan.models import count_parameters
 from gan.module import GAN, read_checkpoint
+from gan.run_folder import RunLock, check_target, run_folder
+from gan.validate import at_least
 
 
 @dataclass
@@ -64,35 +72,51 @@ class GANCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         cfg = self.config
         name = cfg.run.name or f"{cfg.data.name}-{cfg.model.arch}-{cfg.model.norm}".replace("+", "-")
-        self.run_dir = Path(cfg.run.out_dir) / name
-        if cfg.ckpt_path:
-            read_checkpoint(cfg.ckpt_path)
-        elif (self.run_dir / "ckpt" / "last.ckpt").exists():
-            raise UserError(
-                f"run.name: {self.run_dir} already holds a run; resume it with --ckpt_path "
-                f"{self.run_dir / 'ckpt' / 'last.ckpt'} or start a new one with --run.name NEW_NAME"
-            )
-        for key, value in (("sample_every", cfg.run.sample_every), ("ckpt_every", cfg.run.ckpt_every)):
-            if value < 1:
-                raise UserError(f"run.{key}={value} must be >= 1")
+        self.run_dir = run_folder(cfg.run.out_dir, name)
+        for key in ("sample_every", "sample_num", "ckpt_every"):
+            at_least(f"run.{key}", getattr(cfg.run, key), 1)
+        self.resume_from = read_checkpoint(cfg.ckpt_path) if cfg.ckpt_path else None
+        check_target(self.run_dir, cfg.ckpt_path)
         if cfg.trainer.strategy == "ddp":  # G and D steps leave the other network's parameters unused
             cfg.trainer.strategy = "ddp_find_unused_parameters_true"
         run = cfg.run
         self.sample_grid = SampleGrid(self.run_dir / "samples", run.sample_every, run.sample_num, cfg.model.seed)
         self.checkpoint = GStepCheckpoint(self.run_dir / "ckpt", cfg.run.ckpt_every)
+        self.stop_on_signal = StopOnSignal()  # before the checkpoint callback, which saves when it stops training
         bar = [GStepProgressBar()] if cfg.trainer.enable_progress_bar is not False else []
-        self.trainer_defaults["callbacks"] = [*bar, self.sample_grid, self.checkpoint]
-        self._save_config()
-
-    @rank_zero_only
-    def _save_config(self) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.yaml").write_text(self.parser.dump(self.config, skip_none=False))
+        self.trainer_defaults["callbacks"] = [*bar, self.stop_on_signal, self.sample_grid, self.checkpoint]
 
     def instantiate_trainer(self, **kwargs):
         loggers = [TensorBoardLogger(self.run_dir, name="logs", version=""),
                    AppendingCSVLogger(self.run_dir, name="logs", version="")]
-        return super().instantiate_trainer(default_root_dir=str(self.run_dir), logger=loggers, **kwargs)
+        trainer = super().instantiate_trainer(default_root_dir=str(self.run_dir), logger=loggers, **kwargs)
+        trainer.strategy.checkpoint_io = SafeCheckpointIO()  # temp files beside the target, loads as plain data
+        return trainer
+
+    def claim_run_folder(self) -> RunLock | None:
+        """The last check (the checkpoint loads into the configured model), then, still before anything is written:
+        lock the run folder (global rank 0, for the whole launch), check it again under the lock (another process
+        may have trained there meanwhile), and only then write ``config.yaml``."""
+        if self.resume_from is not None:
+            check_fits(self.model, dict(self.model.hparams), self.resume_from, self.config.ckpt_path)
+        if not self.trainer.is_global_zero:
+            return None
+        lock = RunLock(self.run_dir)
+        lock.acquire()
+        try:
+            check_target(self.run_dir, self.config.ckpt_path)
+            (self.run_dir / "config.yaml").write_text(self.parser.dump(self.config, skip_none=False))
+        except BaseException:
+            lock.release()
+            raise
+        return lock
+
+
+def last_finite_checkpoint(path: Path) -> str:
+    """Where a diverged run's last good state is, for its error message."""
+    if not path.is_file():
+        return "No checkpoint was written."
+    return f"Its last finite checkpoint is kept: {path} (G step {read_checkpoint(path).get('g_step')})."
 
 
 def main(argv: list[str]) -> int:
@@ -106,11 +130,28 @@ def main(argv: list[str]) -> int:
     )
     model, trainer = cli.model, cli.trainer
     h = model.hparams
-    if trainer.is_global_zero:
-        print(f"run: {cli.run_dir}")
-        print(f"generator     {h.arch:<6} {count_parameters(model.generator):>12,} parameters")
-        print(f"discriminator {h.arch:<6} {count_parameters(model.discriminator):>12,} parameters  (norm: {h.norm})")
-    trainer.fit(model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path)
+    cli.datamodule.setup("fit")  # a missing dataset or a damaged image stops here, before the run folder is touched
+    lock = cli.claim_run_folder()
+    try:
+        if trainer.is_global_zero:
+            print(f"run: {cli.run_dir}")
+            print(f"generator     {h.arch:<6} {count_parameters(model.generator):>12,} parameters")
+            print(f"discriminator {h.arch:<6} {count_parameters(model.discriminator):>12,} parameters  "
+                  f"(norm: {h.norm})")
+        trainer.fit(model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path, weights_only=True)
+    except DivergedError as err:
+        raise DivergedError(f"{err} {last_finite_checkpoint(cli.checkpoint.last_path)}") from None
+    finally:
+        if lock is not None:
+            lock.release()
+    stop = cli.stop_on_signal
+    if stop.stopped:
+        if trainer.is_global_zero:
+            last = cli.checkpoint.last_path
+            why = stop.received.name if stop.received else "a signal on another rank"
+            print(f"interrupted by {why} after G step {model.g_step}; saved {last}, resume with --ckpt_path {last}",
+                  file=sys.stderr)
+        return 128 + int(stop.received or signal.SIGTERM)
     if trainer.is_global_zero:
         print(f"trained {model.g_step} G steps ({trainer.global_step} optimizer steps)")
         print(f"checkpoint: {cli.checkpoint.last_path}")

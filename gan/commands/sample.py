@@ -8,6 +8,7 @@ import argparse
 from pathlib import Path
 
 import torch
+from PIL import Image
 from rich.progress import track
 from torchvision.utils import save_image
 
@@ -15,6 +16,7 @@ from gan.callbacks import save_grid
 from gan.devices import resolve_device
 from gan.errors import UserError
 from gan.module import load_gan
+from gan.validate import at_least
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -32,11 +34,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    if args.num < 1 or args.batch_size < 1:
-        raise UserError(f"--num={args.num} and --batch-size={args.batch_size} must both be >= 1")
+    at_least("--num", args.num, 1)
+    at_least("--batch-size", args.batch_size, 1)
+    out = Path(args.out or ("samples" if args.folder else "samples.png"))
+    if args.folder and out.exists() and not out.is_dir():
+        raise UserError(f"--out {str(out)!r} is a file; with --folder pass a folder (created if missing)")
+    if not args.folder and out.suffix.lower() not in Image.registered_extensions():
+        raise UserError(f"--out {str(out)!r} has no image extension; name the grid e.g. {out.stem or 'samples'}.png, "
+                        "or add --folder to write one PNG per image into that folder")
     model = load_gan(args.ckpt, map_location=resolve_device(args.device))
     ema = not args.no_ema and model.generator_ema is not None
-    out = Path(args.out or ("samples" if args.folder else "samples.png"))
     z_all = model.sample_z(args.num, torch.Generator().manual_seed(args.seed))  # drawn at once: batch-size-free
     images, index = [], 0
     batches = z_all.split(args.batch_size)

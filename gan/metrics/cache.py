@@ -3,15 +3,15 @@ atomically and read back only when their checksum holds (a damaged file is rebui
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
+
+from gan.files import atomic_write
 
 
 def cache_root() -> Path:
@@ -31,22 +31,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temp file beside ``path``, fsync, then rename: a crash never leaves a half-written cache."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def save_checked(obj: dict, path: Path) -> None:

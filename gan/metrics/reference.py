@@ -110,6 +110,9 @@ def reference_statistics(reference: Reference, extractor: nn.Module, layer: str,
         f"extracting features once, cached at {path}", verbose)
     features = get_featuresdict_from_dataset(data, extractor, batch_size, cuda, not cuda, verbose)[layer]
     stats = {**gaussian_statistics(features), "num_samples": torch.tensor(len(features))}
+    if len(features) < 2 or not all(torch.isfinite(v).all() for v in stats.values()):  # never cache a broken one
+        raise UserError(f"reference statistics of {reference.name} from {len(features)} images are not finite; "
+                        "use at least 2 images (--num-real) of finite pixel values")
     if with_features:
         stats["features"] = features
     save_checked(stats, path)

@@ -1,0 +1,82 @@
+"""Files that stay whole when processes crash or run at the same time: atomic writes and OS file locks.
+
+Several ``gan`` processes share folders (a study's runs, a DDP launch, two users on one data root), any of them may
+be killed at any moment, and what is already on disk must survive that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from pathlib import Path
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temp file beside ``path`` (same filesystem), fsync, then rename over it: a crash leaves either the
+    old file or the new one, never half of one, and no temp file elsewhere (e.g. in ``/tmp``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+class FileLock:
+    """An exclusive ``flock`` on ``path`` (created if missing, never deleted, so every process locks the same file).
+
+    The kernel drops the lock when its holder exits, however it exits, so a killed process never leaves a lock
+    that blocks the next one. The file's contents are free for the holder to describe itself.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def acquire(self, wait: bool = True) -> bool:
+        """Take the lock (waiting for it when ``wait``); False when another process holds it and ``wait`` is off."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return True
+
+    def write(self, text: str) -> None:
+        """Replace the lock file's contents (only while holding it)."""
+        if self._fd is None:
+            raise RuntimeError(f"write() to {self.path} needs the lock")
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, text.encode(), 0)
+
+    def read(self) -> str:
+        try:
+            return self.path.read_text()
+        except OSError:
+            return ""
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+    def __enter__(self) -> FileLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

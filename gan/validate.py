@@ -1,0 +1,30 @@
+"""Range checks for numeric settings, made before any work: each failure is one UserError naming the field, its value
+and the range that would fix it (a negative batch size must not first allocate 23 GB, an lr of -1 must not reach
+Adam)."""
+
+from __future__ import annotations
+
+import math
+
+from gan.errors import UserError
+
+
+def at_least(field: str, value: int | None, minimum: int) -> None:
+    """``value`` (None: unset, the default applies) must be an integer >= ``minimum``."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
+        raise UserError(f"{field}={value!r} is out of range; use an integer >= {minimum}")
+
+
+def in_range(field: str, value: float, low: float, high: float, *, low_open: bool = False,
+             high_open: bool = False) -> None:
+    """``value`` must be a number in the interval from ``low`` to ``high`` (NaN never is)."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
+    ok = ok and (low < value if low_open else low <= value) and (value < high if high_open else value <= high)
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise UserError(f"{field}={value!r} is out of range; use a number in {interval}")
+
+
+def positive(field: str, value: float) -> None:
+    """``value`` must be a finite number > 0 (learning rates and the like)."""
+    in_range(field, value, 0.0, math.inf, low_open=True, high_open=True)
