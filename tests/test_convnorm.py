@@ -427,3 +427,11 @@ def test_fft_backend_matches_dft_backend(k, p, s, groups):
         results.append((z, v, *torch.autograd.grad(z.square().sum(), (x, conv.weight))))
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("grid", [(10, 10), (9, 9), (10, 7), (7, 12)])
+def test_onesided_to_full_matches_the_two_sided_spectrum(grid):
+    torch.manual_seed(0)
+    weight = torch.randn(4, 3, 3, 2, dtype=torch.float64)
+    full = torch.fft.fft2(weight, s=grid).abs().square().sum(1)  # every frequency, no symmetry assumed
+    torch.testing.assert_close(onesided_to_full(full[..., : grid[1] // 2 + 1], grid[1]), full, rtol=1e-12, atol=0)

@@ -21,6 +21,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
 from gan.layers.fourier import (
     fourier_convnorm,
@@ -29,6 +30,7 @@ from gan.layers.fourier import (
     resample_frequency_response,
 )
 from gan.layers.reference import reference_convnorm
+from gan.layers.weight_cache import WeightCache
 
 IntPair = int | tuple[int, int]
 PATHS = ("fast", "reference")
@@ -145,6 +147,7 @@ class ConvNorm2d(nn.Module):
         self.bn = nn.BatchNorm2d(out_channels) if bn else None
         self.register_buffer("running_V", torch.zeros(out_channels, 0, 0))
         self.register_buffer("num_steps", torch.zeros((), dtype=torch.long))
+        self._weight_V = WeightCache()  # V of the current weights, reused until they change
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -205,7 +208,11 @@ class ConvNorm2d(nn.Module):
         return preconditioner(dilate_kernel(self.weight, self.dilation), grid, self.eps)
 
     def _track(self, v: Tensor, grid: tuple[int, int]) -> None:
-        """One train forward: advance the step counter and fold V into the EMA ``running_V`` (full grid)."""
+        """One train forward: advance the step counter and fold V into the EMA ``running_V`` (full grid).
+
+        ``running_V`` is resized only when its grid changes (first train forward, a new training resolution), so
+        a compiled or captured forward sees a fixed-shape buffer updated in place.
+        """
         with torch.no_grad():
             self.num_steps += 1
             v = onesided_to_full(v, grid[1]).to(self.running_V.dtype)
@@ -213,8 +220,10 @@ class ConvNorm2d(nn.Module):
                 self.running_V.resize_(v.shape).copy_(v)
                 return
             f = ema_factor(self.num_steps, self.ema_horizon, self.momentum)
-            old = resample_frequency_response(self.running_V, grid)
-            self.running_V.resize_(v.shape).copy_(f * v + (1 - f) * old)
+            if self.running_V.shape != v.shape:  # another training resolution: carry the average over to its grid
+                old = resample_frequency_response(self.running_V, grid)
+                self.running_V.resize_(v.shape).copy_(old)
+            self.running_V.mul_(1 - f).add_(f * v)  # = f * v + (1 - f) * old, bit for bit
 
     def running_V_at(self, grid: tuple[int, int]) -> Tensor | None:
         """The running average of V resampled to ``grid`` (C_out x N_h x N_w//2+1); None before any train forward."""
@@ -244,6 +253,21 @@ class ConvNorm2d(nn.Module):
         convnorm = fourier_convnorm if self.path == "fast" else reference_convnorm
         return convnorm(x, weight, bias, v, self.eps, self.padding, self.stride, self.groups)
 
+    def _normalize_current(self, x: Tensor, grid: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """``normalize`` with V of the current weights, computed once per weight update (kept in a WeightCache).
+
+        A parametrized weight (spectral norm) is recomputed, and changed by a power iteration, on every access: its
+        V is never kept, and it is not read here (a read would iterate once more).
+        """
+        if parametrize.is_parametrized(self, "weight"):
+            return self.normalize(x)
+        key = (grid, x.dtype, x.device, self.path)
+        cached = self._weight_V.get(self.weight, key)
+        z, v = self.normalize(x, cached)
+        if cached is None:
+            self._weight_V.put(self.weight, key, v)
+        return z, v
+
     def _affine(self, z: Tensor) -> Tensor:
         if self.affine_weight is None:
             return z
@@ -267,7 +291,7 @@ class ConvNorm2d(nn.Module):
             x = x.to(work_dtype)
             grid = self.grid(*x.shape[-2:])
             v = self._eval_V(grid)
-            z, v = self.normalize(x, None if v is None else v.to(work_dtype))
+            z, v = self._normalize_current(x, grid) if v is None else self.normalize(x, v.to(work_dtype))
             if self.training:
                 self._track(v, grid)
             out = self._affine(z)

@@ -47,10 +47,15 @@ def _regularised_rsqrt(power: Tensor, energy: Tensor, eps: float) -> Tensor:
 
 
 def onesided_to_full(v: Tensor, width: int) -> Tensor:
-    """Expand a one-sided frequency response (C x N_h x N_w//2+1) to the full grid by Hermitian symmetry."""
-    nh, nf = v.shape[-2:]
-    mirror = v[:, (-torch.arange(nh, device=v.device)) % nh]  # V(-u, -v) = V(u, v) for a real kernel
-    return torch.cat((v, mirror[..., 1 : width - nf + 1].flip(-1)), dim=-1)
+    """Expand a one-sided frequency response (C x N_h x N_w//2+1) to the full grid by Hermitian symmetry.
+
+    Column j >= N_f of the full grid is V(-u, -j) = V(u, j) of a real kernel: flipping both axes and rolling rows
+    by one maps row u to -u mod N_h, and the needed columns are a contiguous slice of the flipped ones (three
+    kernels, no index tensors: this runs on every training forward).
+    """
+    nf = v.shape[-1]
+    mirror = torch.roll(v.flip(-2, -1), 1, dims=-2)  # mirror[:, u, c] = V[:, -u mod N_h, N_f - 1 - c]
+    return torch.cat((v, mirror[..., 2 * nf - 1 - width : nf - 1]), dim=-1)
 
 
 def resample_frequency_response(v: Tensor, grid: tuple[int, int]) -> Tensor:

@@ -1,0 +1,67 @@
+"""A value computed from a parameter, kept until the parameter changes.
+
+ConvNorm's V depends on the weights alone, and a discriminator runs more than one forward on some weights (the
+G step's D forward and the next D step's share them), so V is worth keeping between weight updates.
+
+A parameter counts as changed when autograd's version counter moved (every in-place write bumps it: optimizer
+steps, ``copy_``, ``load_state_dict``, ``nn.init``) or its storage is another one (``.to()``, ``.data = ...``).
+torch's fused optimizers (``fused=True``) write without bumping the counter, and other libraries' optimizers may
+do the same, so every step of such an optimizer, seen through a global optimizer hook, drops all cached values.
+Writes that bypass the counter otherwise (in place through ``.data``, a collective writing into the parameter) are
+not seen: call :meth:`WeightCache.clear` after them.
+
+While torch.compile traces or a CUDA graph captures, nothing is cached or reused: the value must be computed
+inside the graph, or a replay would reuse a stale one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+import torch
+from torch import Tensor, nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
+_unversioned_steps = 0  # steps taken by optimizers that may write parameters without bumping their versions
+
+
+def _count_unversioned_step(optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
+    global _unversioned_steps
+    torch_builtin = type(optimizer).__module__.startswith("torch.optim")
+    if not torch_builtin or any(group.get("fused") for group in optimizer.param_groups):
+        _unversioned_steps += 1
+
+
+register_optimizer_step_post_hook(_count_unversioned_step)
+
+
+def _tracing(param: Tensor) -> bool:
+    return torch.compiler.is_compiling() or (param.is_cuda and torch.cuda.is_current_stream_capturing())
+
+
+class WeightCache:
+    """One value derived from a parameter (plus a hashable ``key`` of whatever else it depends on)."""
+
+    def __init__(self) -> None:
+        self._entry: tuple[tuple, Tensor, Tensor] | None = None
+
+    @staticmethod
+    def _state(param: Tensor, key: Hashable) -> tuple:
+        return param._version, param.data_ptr(), _unversioned_steps, key
+
+    def get(self, param: Tensor, key: Hashable) -> Tensor | None:
+        """The value stored for ``param`` in its current state under ``key``, else None."""
+        if _tracing(param) or self._entry is None or not isinstance(param, nn.Parameter):
+            return None
+        state, _, value = self._entry
+        return value if state == self._state(param, key) else None
+
+    def put(self, param: Tensor, key: Hashable, value: Tensor) -> None:
+        """Keep ``value`` for ``param`` as it is now; computed tensors (e.g. parametrized weights) are not kept."""
+        if _tracing(param) or not isinstance(param, nn.Parameter):
+            return
+        # holding the parameter's storage keeps its address from being reused by another tensor
+        self._entry = (self._state(param, key), param.detach(), value)
+
+    def clear(self) -> None:
+        self._entry = None
