@@ -24,10 +24,14 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.strategies import DDPStrategy
+from pytorch_lightning.plugins.precision import MixedPrecision, Precision
+from pytorch_lightning.strategies import DDPStrategy, SingleDeviceStrategy
 from pytorch_lightning.utilities import rank_zero_warn
+from pytorch_lightning.utilities.model_helpers import is_overridden
 from torch import Tensor, nn
 
+from gan.acceleration import check_compile_mode, check_switches
+from gan.capture import CapturedStep, set_capturable, set_learning_rate
 from gan.checkpoint_io import load_checkpoint_file
 from gan.data import item_image
 from gan.divergence import EXPLODING_LOSS, DivergedError, LossWatch, nonfinite
@@ -40,6 +44,29 @@ from gan.validate import at_least, in_range, positive
 
 DIVERGED_FIX = ("Lower model.lr_d / model.lr_g (or check the data), then resume from the last finite checkpoint "
                 "or start a new run.")
+
+
+STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
+
+
+def lightning_step_wrappers_needed(trainer: pl.Trainer, module: pl.LightningModule) -> str | None:
+    """What needs ``manual_backward`` / ``LightningOptimizer.step`` at every step of this run, or None.
+
+    Those wrappers call the step hooks, scale fp16 losses and prepare DDP's backward. On one device, without loss
+    scaling and with no callback or module implementing a step hook, plain ``loss.backward()`` and
+    ``optimizer.step()`` do the same work with less Python per step (the module keeps Lightning's step count).
+    """
+    strategy = trainer.strategy
+    if type(strategy) is not SingleDeviceStrategy:
+        return f"trainer.strategy {type(strategy).__name__}"
+    plugin = strategy.precision_plugin
+    if not (type(plugin) is Precision or (type(plugin) is MixedPrecision and plugin.scaler is None)):
+        return f"trainer.precision {trainer.precision}"
+    for owner in [module, *trainer.callbacks]:
+        for hook in (*STEP_HOOKS, "backward") if owner is module else STEP_HOOKS:
+            if is_overridden(hook, owner):
+                return f"{type(owner).__name__}.{hook}"
+    return None
 
 
 def latent_seed(seed: int, rank: int, g_step: int) -> int:
@@ -69,6 +96,11 @@ class GAN(pl.LightningModule):
             ``ema_start`` G steps.
         log_every_n_g_steps: how often losses / D outputs / LRs / speed go to the loggers.
         seed: seed of the latent noise stream.
+        compile: torch.compile mode for G and D in training (``default``, ``reduce-overhead`` (CUDA graphs),
+            ``max-autotune-no-cudagraphs``, ...); None trains eagerly. Samples and evaluations stay eager.
+        channels_last: keep G, D and the real batches in channels-last memory (faster convs on recent GPUs).
+        cuda_graphs: record the whole D step and G step (forward, backward, Adam) as CUDA graphs after 3 eager
+            warm-up steps and replay them (one CUDA device; Adam then runs its device-side ``capturable`` step).
     """
 
     def __init__(
@@ -94,6 +126,9 @@ class GAN(pl.LightningModule):
         ema_start: int = 0,
         log_every_n_g_steps: int = 50,
         seed: int = 0,
+        compile: str | None = None,
+        channels_last: bool = False,
+        cuda_graphs: bool = False,
     ) -> None:
         super().__init__()
         for name, value in (("image_size", image_size), ("channels", channels), ("z_dim", z_dim), ("g_width", g_width),
@@ -106,6 +141,7 @@ class GAN(pl.LightningModule):
         for i, beta in enumerate(betas):
             in_range(f"model.betas[{i}]", beta, 0.0, 1.0, high_open=True)
         in_range("model.ema_decay", ema_decay, 0.0, 1.0)
+        check_compile_mode(compile)
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.z_dim, self.image_size, self.channels = z_dim, image_size, channels
@@ -121,6 +157,11 @@ class GAN(pl.LightningModule):
         self._clock: tuple[int, float] | None = None
         self._losses = LossWatch()
         self.last_metrics: dict[str, float] = {}
+        # what the training steps call: (G, D), compiled in setup when model.compile is set (a tuple, so that the
+        # compiled wrappers are not registered as submodules and the state dict keeps its keys)
+        self._train_nets: tuple[nn.Module, nn.Module] = (self.generator, self.discriminator)
+        self._captured: tuple[CapturedStep, CapturedStep] | None = None
+        self._direct_steps = False  # plain backward / optimizer.step instead of Lightning's wrappers (on_train_start)
 
     # ---- public helpers ---------------------------------------------------------------------------------------
     @property
@@ -129,9 +170,15 @@ class GAN(pl.LightningModule):
         return self._g_step
 
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n latent vectors on the module's device (drawn on ``generator``'s device when one is given)."""
+        """n latent vectors on the module's device (drawn on ``generator``'s device when one is given).
+
+        Noise drawn on the CPU for a GPU goes through pinned memory: a plain copy would wait for the GPU to finish
+        all queued work (a host sync on every D and G step); the numbers are the same.
+        """
         device = generator.device if generator is not None else self.device
-        return torch.randn(n, self.z_dim, generator=generator, device=device).to(self.device)
+        pin = device.type == "cpu" and self.device.type == "cuda"
+        z = torch.randn(n, self.z_dim, generator=generator, device=device, pin_memory=pin)
+        return z.to(self.device, non_blocking=True)
 
     @torch.no_grad()
     def generate(self, z: Tensor, ema: bool = True) -> Tensor:
@@ -156,6 +203,14 @@ class GAN(pl.LightningModule):
                 "trainer.strategy: the D and G steps backpropagate through different parameters, so DDP needs "
                 "find_unused_parameters; use trainer.strategy=ddp_find_unused_parameters_true"
             )
+        h = self.hparams
+        check_switches(h.compile, h.cuda_graphs, strategy.root_device, self.trainer.world_size,
+                       self.trainer.precision)
+        if h.channels_last:
+            self.generator.to(memory_format=torch.channels_last)
+            self.discriminator.to(memory_format=torch.channels_last)
+        if h.compile is not None and self._train_nets[0] is self.generator:
+            self._train_nets = tuple(torch.compile(net, mode=h.compile) for net in (self.generator, self.discriminator))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         bad = nonfinite(checkpoint["state_dict"])
@@ -170,40 +225,39 @@ class GAN(pl.LightningModule):
 
     def on_train_start(self) -> None:
         self._clock = (self._g_step, time.perf_counter())
+        needs_wrappers = lightning_step_wrappers_needed(self.trainer, self)
+        if self.hparams.cuda_graphs and needs_wrappers:
+            raise UserError(f"model.cuda_graphs replays whole steps without running Python, but {needs_wrappers} "
+                            "must run at every step; remove it or set model.cuda_graphs false")
+        self._direct_steps = needs_wrappers is None
+        for opt in self.trainer.optimizers:  # also turns a checkpoint saved in the other mode into this one's
+            set_capturable(opt, self.hparams.cuda_graphs)
+        if self.hparams.cuda_graphs:
+            self._captured = (CapturedStep(self._discriminator_step), CapturedStep(self._generator_step))
 
     def _next_real(self, dataloader_iter: Iterator) -> Tensor:
         batch, _, _ = next(dataloader_iter)
-        return item_image(batch).to(self.device, non_blocking=True)
+        images = item_image(batch)
+        if self.hparams.channels_last:
+            return images.to(self.device, non_blocking=True, memory_format=torch.channels_last)
+        return images.to(self.device, non_blocking=True)
 
     def training_step(self, dataloader_iter: Iterator) -> None:
         h = self.hparams
         if self._g_step >= h.max_g_steps:  # e.g. resumed from the final checkpoint
             self.trainer.should_stop = True
             return
-        opt_g, opt_d = self.optimizers()
         factor = 1.0 - self._g_step / h.max_g_steps if h.lr_decay else 1.0
-        for opt, lr in ((opt_g, h.lr_g), (opt_d, h.lr_d)):
-            for group in opt.param_groups:
-                group["lr"] = lr * factor
+        for opt, lr in zip(self.optimizers(), (h.lr_g, h.lr_d)):
+            set_learning_rate(opt, lr * factor)
         self._noise.manual_seed(latent_seed(h.seed, self.global_rank, self._g_step))
-
+        d_step, g_step = self._captured or (self._discriminator_step, self._generator_step)
         for _ in range(h.n_dis):
             real = self._next_real(dataloader_iter)
-            with torch.no_grad():
-                fake = self.generator(self.sample_z(real.shape[0], self._noise))
-            logits = self.discriminator(torch.cat([real, fake]))
-            d_real, d_fake = logits.split([real.shape[0], fake.shape[0]])
-            d_loss = self.d_loss_fn(d_real, d_fake)
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(d_loss)
-            opt_d.step()
-
-        with self.toggled_optimizer(opt_g):  # D's weights need no gradient in the G step
-            fake = self.generator(self.sample_z(h.g_batch_size or real.shape[0], self._noise))
-            g_loss = self.g_loss_fn(self._score_fakes(fake, real))
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)
-            opt_g.step()
+            d_loss, d_real, d_fake = d_step(real, self.sample_z(real.shape[0], self._noise))
+        (g_loss,) = g_step(self.sample_z(h.g_batch_size or real.shape[0], self._noise), real)
+        if self._direct_steps:
+            self._count_direct_steps()
         self._g_step += 1
         self._losses.update(d_loss, g_loss)  # stays on the device; read at log steps and checkpoints
         self._update_ema()
@@ -211,6 +265,50 @@ class GAN(pl.LightningModule):
             self._log(d_loss, g_loss, d_real, d_fake, factor)
         if self._g_step >= h.max_g_steps:
             self.trainer.should_stop = True
+
+    def _optimizer(self, index: int) -> torch.optim.Optimizer:
+        """G's (0) or D's (1) optimizer as the steps call it: the torch optimizer itself with direct steps (counted
+        by ``_count_direct_steps``), else Lightning's wrapper."""
+        opt = self.optimizers()[index]
+        return opt.optimizer if self._direct_steps else opt
+
+    def _backward(self, loss: Tensor) -> None:
+        if self._direct_steps:
+            loss.backward()
+        else:
+            self.manual_backward(loss)
+
+    def _discriminator_step(self, real: Tensor, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One D update on ``real`` and G(``z``); returns D's loss and its logits of the real and fake images."""
+        generator, discriminator = self._train_nets
+        opt_d = self._optimizer(1)
+        with torch.no_grad():
+            fake = generator(z)
+        d_real, d_fake = discriminator(torch.cat([real, fake])).split([real.shape[0], fake.shape[0]])
+        d_loss = self.d_loss_fn(d_real, d_fake)
+        opt_d.zero_grad(set_to_none=True)
+        self._backward(d_loss)
+        opt_d.step()
+        return d_loss, d_real, d_fake
+
+    def _generator_step(self, z: Tensor, real: Tensor) -> tuple[Tensor]:
+        """One G update on G(``z``) (``real`` only matters to a D with batch statistics); returns G's loss."""
+        generator, _ = self._train_nets
+        opt_g = self._optimizer(0)
+        with self.toggled_optimizer(opt_g):  # D's weights need no gradient in the G step
+            g_loss = self.g_loss_fn(self._score_fakes(generator(z), real))
+            opt_g.zero_grad(set_to_none=True)
+            self._backward(g_loss)
+            opt_g.step()
+        return (g_loss,)
+
+    def _count_direct_steps(self) -> None:
+        """Lightning's optimizer-step count (``trainer.global_step``) for the steps taken without its wrapper: the
+        bookkeeping LightningOptimizer.step does around each step."""
+        opt_g, opt_d = self.optimizers()
+        for opt in [opt_d] * self.hparams.n_dis + [opt_g]:
+            opt._on_before_step()
+            opt._on_after_step()
 
     def _check_losses(self) -> None:
         """At log steps, where the host holds the losses anyway: stop when a loss so far was not finite; say once
@@ -229,9 +327,10 @@ class GAN(pl.LightningModule):
 
     def _score_fakes(self, fake: Tensor, real: Tensor) -> Tensor:
         """D's logits of ``fake`` in the G step; a D with batch statistics sees them beside ``real``, as in D steps."""
+        discriminator = self._train_nets[1]
         if not self._d_batch_stats:
-            return self.discriminator(fake)
-        return self.discriminator(torch.cat([real, fake]))[real.shape[0]:]
+            return discriminator(fake)
+        return discriminator(torch.cat([real, fake]))[real.shape[0]:]
 
     def on_train_batch_end(self, *args) -> None:
         # DDP broadcasts rank 0's buffers (BN statistics, EMA copies) at the start of each step; doing it again at the
@@ -256,9 +355,10 @@ class GAN(pl.LightningModule):
         speed = (self._g_step - last_step) / max(now - last_time, 1e-9)
         self._clock = (self._g_step, now)
         h = self.hparams
+        losses = torch.stack([d_loss.float(), g_loss.float(), d_real.float().mean(), d_fake.float().mean()])
+        loss_d, loss_g, mean_real, mean_fake = losses.tolist()  # one device sync, at log steps only
         self.last_metrics = {
-            "g_step": self._g_step, "loss/d": d_loss.item(), "loss/g": g_loss.item(),
-            "d/real": d_real.mean().item(), "d/fake": d_fake.mean().item(),
+            "g_step": self._g_step, "loss/d": loss_d, "loss/g": loss_g, "d/real": mean_real, "d/fake": mean_fake,
             "lr/g": h.lr_g * factor, "lr/d": h.lr_d * factor, "speed/g_steps_per_s": speed,
         }
         self._check_losses()  # before the loggers: no NaN row (a resume from the last good checkpoint logs anew)

@@ -1,97 +1,151 @@
 """``gan bench step``: the cost of one SNGAN iteration (n_dis D steps + 1 G step).
 
-Default: the GAN LightningModule under a Lightning Trainer vs a plain PyTorch loop over copies of the same models
-and the same data, in one run; the Lightning loop should cost <= 1.10x the plain loop.
+Default: the GAN LightningModule under a Lightning Trainer vs a plain PyTorch loop doing the same work on copies
+of the same models and data, interleaved step by step in one run (after every Lightning G step, one plain G step
+runs), so that load from other processes hits both alike; the Lightning loop should cost <= 1.05x the plain loop.
 ``--table``: generator steps/s of the CIFAR-10 CNN and ResNet configs (paper widths) for each D normalization.
-Synthetic data (in memory), so the numbers are compute only.
+Random images held in memory, so the numbers are compute and loop overhead only.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import itertools
 import statistics
 import time
+from collections.abc import Callable
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
 from gan.bench import device_description, synchronize
-from gan.data import GANDataModule
 from gan.layers.norms import NORMS
 from gan.markdown import markdown_table
-from gan.module import GAN
+from gan.module import GAN, latent_seed
 
-LIMIT = 1.10
+LIMIT = 1.05
 
 
-class _StepClock(pl.Callback):
-    """Wall time at the end of every training_step (= every G step)."""
+def random_images(batch_size: int, image_size: int, channels: int, batches: int = 8) -> DataLoader:
+    """An endless loader of random images in [-1, 1] held in memory (sampling with replacement never runs out)."""
+    images = torch.rand(batch_size * batches, channels, image_size, image_size, generator=torch.Generator().manual_seed(0))
+    dataset = TensorDataset(images * 2 - 1)
+    sampler = RandomSampler(dataset, replacement=True, num_samples=2**62, generator=torch.Generator().manual_seed(0))
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
+                      pin_memory=torch.cuda.is_available())
 
-    def __init__(self) -> None:
-        self.times: list[float] = []
+
+class PlainLoop:
+    """The LightningModule's training step written as a plain PyTorch loop over copies of its G and D: the same
+    learning-rate decay, latent stream (pinned for a GPU), D steps on fresh batches, G step with D frozen, and
+    the same autocast as ``precision``."""
+
+    def __init__(self, model: GAN, loader: DataLoader, precision: str = "32-true") -> None:
+        self.h = h = model.hparams
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.g = copy.deepcopy(model.generator).to(self.device)
+        self.d = copy.deepcopy(model.discriminator).to(self.device)
+        betas = tuple(float(b) for b in h.betas)
+        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=h.lr_g, betas=betas)
+        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=h.lr_d, betas=betas)
+        self.d_loss, self.g_loss = model.d_loss_fn, model.g_loss_fn
+        self.batch_stats = model._d_batch_stats
+        self.batches = iter(loader)
+        self.noise = torch.Generator()
+        self.autocast = precision.startswith("bf16")
+        self.steps = 0
+
+    def _z(self, n: int) -> torch.Tensor:
+        pin = self.device.type == "cuda"
+        return torch.randn(n, self.h.z_dim, generator=self.noise, pin_memory=pin).to(self.device, non_blocking=True)
+
+    def step(self) -> None:
+        h = self.h
+        factor = 1.0 - self.steps / h.max_g_steps if h.lr_decay else 1.0
+        for opt, lr in ((self.opt_g, h.lr_g), (self.opt_d, h.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * factor
+        self.noise.manual_seed(latent_seed(h.seed, 0, self.steps))
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            for _ in range(h.n_dis):
+                real = next(self.batches)[0].to(self.device, non_blocking=True)
+                z = self._z(real.shape[0])
+                with torch.no_grad():
+                    fake = self.g(z)
+                d_real, d_fake = self.d(torch.cat([real, fake])).split([real.shape[0], fake.shape[0]])
+                loss = self.d_loss(d_real, d_fake)
+                self.opt_d.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt_d.step()
+            self.d.requires_grad_(False)
+            fake = self.g(self._z(h.g_batch_size or real.shape[0]))
+            logits = self.d(torch.cat([real, fake]))[real.shape[0]:] if self.batch_stats else self.d(fake)
+            loss = self.g_loss(logits)
+            self.opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_g.step()
+            self.d.requires_grad_(True)
+        self.steps += 1
+
+
+class StepTimer(pl.Callback):
+    """Seconds of every Lightning G step (loop overhead included); with ``between``, a function run after each
+    Lightning step and timed on its own, outside the Lightning steps' times."""
+
+    def __init__(self, between: Callable[[], None] | None = None) -> None:
+        self.between = between
+        self.lightning: list[float] = []
+        self.other: list[float] = []
+        self._mark: float | None = None
+
+    def on_train_start(self, *args) -> None:
+        synchronize()
+        self._mark = time.perf_counter()
 
     def on_train_batch_end(self, *args) -> None:
         synchronize()
-        self.times.append(time.perf_counter())
+        now = time.perf_counter()
+        self.lightning.append(now - self._mark)
+        if self.between is not None:
+            self.between()
+            synchronize()
+            self.other.append(time.perf_counter() - now)
+        self._mark = time.perf_counter()
 
 
-def lightning_seconds(model: GAN, data: GANDataModule, steps: int, warmup: int) -> float:
-    """Median seconds per G step of ``model`` trained by a Lightning Trainer (loop overhead included)."""
-    model.hparams.max_g_steps = warmup + steps + 1
-    clock = _StepClock()
+def fit_timed(model: GAN, loader: DataLoader, g_steps: int, precision: str = "32-true",
+              between: Callable[[], None] | None = None) -> StepTimer:
+    """Train ``model`` for ``g_steps`` G steps under a Lightning Trainer (one device, no logger or checkpoints)."""
+    model.hparams.max_g_steps = g_steps
+    timer = StepTimer(between)
     trainer = pl.Trainer(
-        accelerator="auto", devices=1, max_epochs=-1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False, callbacks=[clock],
+        accelerator="auto", devices=1, max_epochs=-1, max_steps=-1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False, callbacks=[timer],
+        precision=precision,
     )
-    trainer.fit(model, datamodule=data)
-    return statistics.median([b - a for a, b in zip(clock.times[warmup:], clock.times[warmup + 1 :])])
+    trainer.fit(model, train_dataloaders=loader)
+    return timer
 
 
-def plain_seconds(model: GAN, data: GANDataModule, steps: int, warmup: int) -> float:
-    """Median seconds per G step of the same computation written as a plain PyTorch loop."""
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    h = model.hparams
-    g, d = copy.deepcopy(model.generator).to(device), copy.deepcopy(model.discriminator).to(device)
-    betas = tuple(float(b) for b in h.betas)
-    opt_g = torch.optim.Adam(g.parameters(), lr=h.lr_g, betas=betas)
-    opt_d = torch.optim.Adam(d.parameters(), lr=h.lr_d, betas=betas)
-    loader = DataLoader(data.dataset, batch_size=data.hparams.batch_size, shuffle=True, drop_last=True)
-    batches = itertools.cycle(loader)
-    times = []
-    for _ in range(warmup + steps):
-        start = time.perf_counter()
-        for _ in range(h.n_dis):
-            real = next(batches)[0].to(device)
-            with torch.no_grad():
-                fake = g(torch.randn(real.shape[0], h.z_dim, device=device))
-            d_real, d_fake = d(torch.cat([real, fake])).split(real.shape[0])
-            loss = model.d_loss_fn(d_real, d_fake)
-            opt_d.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_d.step()
-        d.requires_grad_(False)
-        loss = model.g_loss_fn(d(g(torch.randn(h.g_batch_size or real.shape[0], h.z_dim, device=device))))
-        opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_g.step()
-        d.requires_grad_(True)
-        synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[warmup:])
+def lightning_seconds(model: GAN, loader: DataLoader, steps: int, warmup: int, precision: str = "32-true") -> float:
+    """Median seconds per G step of ``model`` trained by a Lightning Trainer (loop overhead included)."""
+    return statistics.median(fit_timed(model, loader, warmup + steps, precision).lightning[warmup:])
 
 
-def _setup(args: argparse.Namespace, arch: str, norm: str, width: int | None) -> tuple[GAN, GANDataModule]:
+def lightning_vs_plain(model: GAN, loader: DataLoader, steps: int, warmup: int,
+                       precision: str = "32-true") -> tuple[float, float]:
+    """Median seconds per G step (Lightning, plain loop), the two interleaved step by step."""
+    plain = PlainLoop(model, loader, precision)
+    timer = fit_timed(model, loader, warmup + steps, precision, between=plain.step)
+    return statistics.median(timer.lightning[warmup:]), statistics.median(timer.other[warmup:])
+
+
+def build_model(arch: str, norm: str, width: int | None, image_size: int, channels: int, n_dis: int,
+                **overrides) -> GAN:
     torch.manual_seed(0)
-    model = GAN(arch, args.image_size, args.channels, g_width=width, d_width=width, norm=norm, n_dis=args.n_dis,
-                log_every_n_g_steps=10**9)
-    n = args.batch_size * args.n_dis * 4
-    data = GANDataModule("synthetic", image_size=args.image_size, channels=args.channels,
-                         batch_size=args.batch_size, num_workers=0, num_samples=n)
-    data.setup()
-    return model, data
+    return GAN(arch, image_size, channels, g_width=width, d_width=width, norm=norm, n_dis=n_dis,
+               log_every_n_g_steps=10**9, **overrides)
 
 
 def main(argv: list[str]) -> int:
@@ -106,31 +160,32 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--n-dis", type=int, default=5)
     parser.add_argument("--steps", type=int, default=5, help="timed G steps (after --warmup)")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--precision", default="32-true", help="trainer precision, e.g. 32-true or bf16-mixed")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--table", action="store_true", help="G-steps/s of cnn and resnet x every norm")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    loader = random_images(args.batch_size, args.image_size, args.channels)
     protocol = (f"{device_description()}; batch {args.batch_size}, n_dis {args.n_dis}, "
-                f"{args.image_size}x{args.image_size}x{args.channels} synthetic data; median of {args.steps} G steps "
-                f"after {args.warmup} warm-up")
+                f"{args.image_size}x{args.image_size}x{args.channels} random images in memory, precision "
+                f"{args.precision}; median of {args.steps} G steps after {args.warmup} warm-up")
     if args.table:
         rows = []
         for arch in ("cnn", "resnet"):
             row = [arch]
             for norm in NORMS:
-                model, data = _setup(args, arch, norm, args.width)
-                row.append(f"{1.0 / lightning_seconds(model, data, args.steps, args.warmup):.3f}")
+                model = build_model(arch, norm, args.width, args.image_size, args.channels, args.n_dis)
+                row.append(f"{1.0 / lightning_seconds(model, loader, args.steps, args.warmup, args.precision):.3f}")
                 print(f"{arch} {norm}: {row[-1]} G-steps/s", flush=True)
             rows.append(row)
         print(f"\nG-steps/s in the LightningModule ({protocol})\n")
         print(markdown_table(["arch", *NORMS], rows))
         return 0
-    model, data = _setup(args, args.arch, args.norm, args.width)
-    plain = plain_seconds(model, data, args.steps, args.warmup)
-    light = lightning_seconds(model, data, args.steps, args.warmup)
+    model = build_model(args.arch, args.norm, args.width, args.image_size, args.channels, args.n_dis)
+    light, plain = lightning_vs_plain(model, loader, args.steps, args.warmup, args.precision)
     ratio = light / plain
-    print(f"\n{args.arch} / {args.norm}, one G step + {args.n_dis} D steps ({protocol})\n")
+    print(f"\n{args.arch} / {args.norm}, one G step + {args.n_dis} D steps, interleaved ({protocol})\n")
     print(markdown_table(
         ["loop", "s / G step", "G-steps/s"],
         [["plain PyTorch", f"{plain:.4f}", f"{1 / plain:.3f}"],
