@@ -45,7 +45,6 @@ from gan.validate import at_least, in_range, positive
 DIVERGED_FIX = ("Lower model.lr_d / model.lr_g (or check the data), then resume from the last finite checkpoint "
                 "or start a new run.")
 
-
 STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
 
 

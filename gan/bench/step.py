@@ -29,8 +29,8 @@ LIMIT = 1.05
 
 def random_images(batch_size: int, image_size: int, channels: int, batches: int = 8) -> DataLoader:
     """An endless loader of random images in [-1, 1] held in memory (sampling with replacement never runs out)."""
-    images = torch.rand(batch_size * batches, channels, image_size, image_size, generator=torch.Generator().manual_seed(0))
-    dataset = TensorDataset(images * 2 - 1)
+    seed = torch.Generator().manual_seed(0)
+    dataset = TensorDataset(torch.rand(batch_size * batches, channels, image_size, image_size, generator=seed) * 2 - 1)
     sampler = RandomSampler(dataset, replacement=True, num_samples=2**62, generator=torch.Generator().manual_seed(0))
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
                       pin_memory=torch.cuda.is_available())
