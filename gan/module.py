@@ -209,7 +209,9 @@ class GAN(pl.LightningModule):
             self.generator.to(memory_format=torch.channels_last)
             self.discriminator.to(memory_format=torch.channels_last)
         if h.compile is not None and self._train_nets[0] is self.generator:
-            self._train_nets = tuple(torch.compile(net, mode=h.compile) for net in (self.generator, self.discriminator))
+            # static shapes: the D step and the G step feed D fixed, different batch sizes, each its own graph
+            self._train_nets = tuple(torch.compile(net, mode=h.compile, dynamic=False)
+                                     for net in (self.generator, self.discriminator))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         bad = nonfinite(checkpoint["state_dict"])
