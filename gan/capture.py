@@ -11,11 +11,14 @@ replay needs, and this module provides:
   learning rate is a device tensor updated in place, so a replay reads the current rate.
 
 In-place buffer updates inside the step (spectral norm's power iteration, ConvNorm's EMA of V, BatchNorm
-statistics, Adam's moments) are recorded like any other kernel and repeat on every replay.
+statistics, Adam's moments) are recorded like any other kernel and repeat on every replay. Under autocast the
+step runs with autocast's weight-cast cache off: a cast cached by an earlier eager call would otherwise be baked
+into the graph as a stale copy of the weights (the casts then happen inside the graph, giving the same numbers).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import torch
@@ -56,7 +59,7 @@ class CapturedStep:
     def _eager(self, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         """One call on the capture stream, so that libraries create their per-stream state before recording."""
         self.stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(self.stream):
+        with torch.cuda.stream(self.stream), _uncached_autocast():
             outputs = self.step(*inputs)
         torch.cuda.current_stream().wait_stream(self.stream)
         return outputs
@@ -65,8 +68,15 @@ class CapturedStep:
         self.inputs = tuple(x.detach().clone() for x in inputs)
         self.graph = torch.cuda.CUDAGraph()
         # thread_local: a loader's pin-memory thread may allocate pinned memory while the main thread records
-        with torch.cuda.graph(self.graph, stream=self.stream, capture_error_mode="thread_local"):
+        with torch.cuda.graph(self.graph, stream=self.stream, capture_error_mode="thread_local"), _uncached_autocast():
             self.outputs = self.step(*self.inputs)
+
+
+def _uncached_autocast() -> contextlib.AbstractContextManager:
+    """The surrounding CUDA autocast, if any, with its weight-cast cache off."""
+    if not torch.is_autocast_enabled("cuda"):
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.get_autocast_dtype("cuda"), cache_enabled=False)
 
 
 def set_capturable(optimizer: torch.optim.Optimizer, capturable: bool) -> None:

@@ -14,7 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("evaluate", "FID / IS / KID of a checkpoint or an image folder, with an explicit protocol"),
     "compare": ("compare", "markdown table and FID-vs-step plot of several runs"),
     "study": ("study", "train and score a grid of variants x seeds, report mean +- std per variant"),
-    "bench": ("bench", "speed benchmarks: convnorm, step, fid"),
+    "bench": ("bench", "speed benchmarks: convnorm, step, fid, gpu"),
 }
 
 

@@ -156,8 +156,8 @@ class GAN(pl.LightningModule):
         self._clock: tuple[int, float] | None = None
         self._losses = LossWatch()
         self.last_metrics: dict[str, float] = {}
-        # what the training steps call: (G, D), compiled in setup when model.compile is set (a tuple, so that the
-        # compiled wrappers are not registered as submodules and the state dict keeps its keys)
+        # what the training steps call: (G, D), compiled after the first G step when model.compile is set (a tuple,
+        # so that the compiled wrappers are not registered as submodules and the state dict keeps its keys)
         self._train_nets: tuple[nn.Module, nn.Module] = (self.generator, self.discriminator)
         self._captured: tuple[CapturedStep, CapturedStep] | None = None
         self._direct_steps = False  # plain backward / optimizer.step instead of Lightning's wrappers (on_train_start)
@@ -208,10 +208,6 @@ class GAN(pl.LightningModule):
         if h.channels_last:
             self.generator.to(memory_format=torch.channels_last)
             self.discriminator.to(memory_format=torch.channels_last)
-        if h.compile is not None and self._train_nets[0] is self.generator:
-            # static shapes: the D step and the G step feed D fixed, different batch sizes, each its own graph
-            self._train_nets = tuple(torch.compile(net, mode=h.compile, dynamic=False)
-                                     for net in (self.generator, self.discriminator))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         bad = nonfinite(checkpoint["state_dict"])
@@ -233,8 +229,12 @@ class GAN(pl.LightningModule):
         self._direct_steps = needs_wrappers is None
         for opt in self.trainer.optimizers:  # also turns a checkpoint saved in the other mode into this one's
             set_capturable(opt, self.hparams.cuda_graphs)
-        if self.hparams.cuda_graphs:
-            self._captured = (CapturedStep(self._discriminator_step), CapturedStep(self._generator_step))
+        if self.hparams.cuda_graphs and self.hparams.compile is None:
+            self._record_steps()
+
+    def _record_steps(self) -> None:
+        """From now on the D and G steps warm up, are recorded as CUDA graphs and replayed (model.cuda_graphs)."""
+        self._captured = (CapturedStep(self._discriminator_step), CapturedStep(self._generator_step))
 
     def _next_real(self, dataloader_iter: Iterator) -> Tensor:
         batch, _, _ = next(dataloader_iter)
@@ -261,11 +261,21 @@ class GAN(pl.LightningModule):
             self._count_direct_steps()
         self._g_step += 1
         self._losses.update(d_loss, g_loss)  # stays on the device; read at log steps and checkpoints
+        if h.compile is not None and self._train_nets[0] is self.generator:
+            self._compile_nets()
+            if h.cuda_graphs:  # record the compiled steps
+                self._record_steps()
         self._update_ema()
         if self._g_step % h.log_every_n_g_steps == 0 or self._g_step >= h.max_g_steps:
             self._log(d_loss, g_loss, d_real, d_fake, factor)
         if self._g_step >= h.max_g_steps:
             self.trainer.should_stop = True
+
+    def _compile_nets(self) -> None:
+        """torch.compile G and D for the steps, after one eager G step: that step gives ConvNorm's ``running_V`` its
+        shape, a resize no graph can hold. Static shapes: the D step and the G step each feed D one batch size."""
+        self._train_nets = tuple(torch.compile(net, mode=self.hparams.compile, dynamic=False)
+                                 for net in (self.generator, self.discriminator))
 
     def _optimizer(self, index: int) -> torch.optim.Optimizer:
         """G's (0) or D's (1) optimizer as the steps call it: the torch optimizer itself with direct steps (counted

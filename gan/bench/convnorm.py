@@ -65,13 +65,17 @@ def _fwd_bwd(module: nn.Module, x: torch.Tensor):
     return run
 
 
-def bench_layer(case: LayerCase, batch: int, repeats: int, device: torch.device) -> dict[str, float]:
+def bench_layer(case: LayerCase, batch: int, repeats: int, device: torch.device,
+                convnorm: dict | None = None) -> dict[str, float]:
+    """Medians of forward + backward of one layer: conv, ConvNorm fast / reference (``convnorm``: the variant's
+    options, e.g. a config's ``model.convnorm``), and spectral-normed conv."""
     torch.manual_seed(0)
     conv = nn.Conv2d(case.c_in, case.c_out, case.kernel, case.stride, case.padding).to(device)
+    options = convnorm or {}
     variants = {
         "conv": conv,
-        "fast": ConvNorm2d.from_conv(conv),
-        "reference": ConvNorm2d.from_conv(conv, path="reference"),
+        "fast": ConvNorm2d.from_conv(conv, **options),
+        "reference": ConvNorm2d.from_conv(conv, path="reference", **options),
         "spectral": spectral_norm(nn.Conv2d(case.c_in, case.c_out, case.kernel, case.stride, case.padding)),
     }
     x = torch.randn(batch, case.c_in, case.size, case.size, device=device, requires_grad=True)
