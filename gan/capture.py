@@ -24,6 +24,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from gan.layers.weight_cache import forget_all
+
 
 class CapturedStep:
     """``step(*inputs) -> tuple of tensors`` run eagerly for ``warmup`` calls, then recorded as a CUDA graph over
@@ -54,6 +56,7 @@ class CapturedStep:
         for static, value in zip(self.inputs, inputs):
             static.copy_(value, non_blocking=True)
         self.graph.replay()
+        forget_all()  # the replayed optimizer step wrote the weights without moving their version counters
         return self.outputs
 
     def _eager(self, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:

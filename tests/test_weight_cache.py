@@ -9,7 +9,7 @@ import torch
 from _tiny import fit
 
 from gan.layers.convnorm import ConvNorm2d
-from gan.layers.weight_cache import WeightCache
+from gan.layers.weight_cache import WeightCache, forget_all
 
 GET = WeightCache.get
 
@@ -76,9 +76,13 @@ def changes():
     def to_float64(layer, x):
         layer.double()
 
+    def announced_untracked_write(layer, x):  # what a CUDA graph replay does; gan.capture announces it
+        layer.weight.data.mul_(-1.5)
+        forget_all()
+
     return {"adam": adam(), "adam foreach": adam(foreach=True), "adam fused": adam(fused=True),
             "load_state_dict": load_state, "in-place write": in_place, ".data assignment": data_assignment,
-            ".double()": to_float64}
+            ".double()": to_float64, "announced untracked write": announced_untracked_write}
 
 
 @pytest.mark.parametrize("path", ["fast", "reference"])

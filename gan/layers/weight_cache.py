@@ -6,9 +6,10 @@ G step's D forward and the next D step's share them), so V is worth keeping betw
 A parameter counts as changed when autograd's version counter moved (every in-place write bumps it: optimizer
 steps, ``copy_``, ``load_state_dict``, ``nn.init``) or its storage is another one (``.to()``, ``.data = ...``).
 torch's fused optimizers (``fused=True``) write without bumping the counter, and other libraries' optimizers may
-do the same, so every step of such an optimizer, seen through a global optimizer hook, drops all cached values.
+do the same, so every step of such an optimizer, seen through a global optimizer hook, drops all cached values; so
+does every replay of a CUDA graph (:func:`forget_all`, called by ``gan.capture``), whose kernels bump nothing.
 Writes that bypass the counter otherwise (in place through ``.data``, a collective writing into the parameter) are
-not seen: call :meth:`WeightCache.clear` after them.
+not seen: call :func:`forget_all` after them.
 
 While torch.compile traces or a CUDA graph captures, nothing is cached or reused: the value must be computed
 inside the graph, or a replay would reuse a stale one.
@@ -22,17 +23,22 @@ import torch
 from torch import Tensor, nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-_unversioned_steps = 0  # steps taken by optimizers that may write parameters without bumping their versions
+_untracked_writes = 0  # writes to parameters that may have left their version counters unchanged
 
 
-def _count_unversioned_step(optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
-    global _unversioned_steps
+def forget_all() -> None:
+    """Drop every cached value: some parameter may have been written without its version counter moving."""
+    global _untracked_writes
+    _untracked_writes += 1
+
+
+def _after_optimizer_step(optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
     torch_builtin = type(optimizer).__module__.startswith("torch.optim")
     if not torch_builtin or any(group.get("fused") for group in optimizer.param_groups):
-        _unversioned_steps += 1
+        forget_all()
 
 
-register_optimizer_step_post_hook(_count_unversioned_step)
+register_optimizer_step_post_hook(_after_optimizer_step)
 
 
 def _tracing(param: Tensor) -> bool:
@@ -47,7 +53,7 @@ class WeightCache:
 
     @staticmethod
     def _state(param: Tensor, key: Hashable) -> tuple:
-        return param._version, param.data_ptr(), _unversioned_steps, key
+        return param._version, param.data_ptr(), _untracked_writes, key
 
     def get(self, param: Tensor, key: Hashable) -> Tensor | None:
         """The value stored for ``param`` in its current state under ``key``, else None."""
