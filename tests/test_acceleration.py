@@ -7,7 +7,6 @@ import copy
 import pytest
 import pytorch_lightning as pl
 import torch
-from _tiny import MODEL, fit
 
 from gan.errors import UserError
 from gan.models import build_discriminator
@@ -23,9 +22,9 @@ def test_an_unknown_compile_mode_is_refused_in_one_line():
     ({"cuda_graphs": True}, r"model.cuda_graphs records CUDA graphs, which need a CUDA device \(this run is on cpu\)"),
     ({"compile": "reduce-overhead"}, r"model.compile='reduce-overhead' records CUDA graphs.*use model.compile default"),
 ])
-def test_what_needs_cuda_is_refused_before_training_on_the_cpu(tmp_path, switch, match):
+def test_what_needs_cuda_is_refused_before_training_on_the_cpu(tmp_path, switch, match, tiny_fit):
     with pytest.raises(UserError, match=match):
-        fit(tmp_path, **switch)
+        tiny_fit(tmp_path, **switch)
     assert not (tmp_path / "ckpt").exists()
 
 
@@ -52,22 +51,21 @@ def test_compiled_convnorm_spectral_discriminator_has_no_graph_break_and_matches
     assert int(compiled_copy.net[0].num_steps) == 3
 
 
-def test_compile_switch_trains_through_compiled_nets_and_keeps_checkpoint_keys(tmp_path):
+def test_compile_switch_trains_through_compiled_nets_and_keeps_checkpoint_keys(tmp_path, tiny_fit, tiny_gan_factory):
     # the switch's wiring; ConvNorm's own compiled numbers are checked above (spectral norm compiles faster)
-    eager, _ = fit(tmp_path / "eager", norm="spectral", max_g_steps=2)
-    compiled, _ = fit(tmp_path / "compiled", norm="spectral", max_g_steps=2, compile="default")
+    eager, _ = tiny_fit(tmp_path / "eager", norm="spectral", max_g_steps=2)
+    compiled, _ = tiny_fit(tmp_path / "compiled", norm="spectral", max_g_steps=2, compile="default")
     assert all(isinstance(net, torch._dynamo.eval_frame.OptimizedModule) for net in compiled._train_nets)
     assert compiled.g_step == 2 and list(compiled.state_dict()) == list(eager.state_dict())
     u = "discriminator.net.0.parametrizations.weight.0._u"  # spectral norm's power iteration ran in the graphs
-    pl.seed_everything(0, verbose=False)
-    initial = GAN(**{**MODEL, "norm": "spectral"}).state_dict()[u]
+    initial = tiny_gan_factory(norm="spectral").state_dict()[u]
     assert not torch.allclose(eager.state_dict()[u], initial, atol=1e-3)
     torch.testing.assert_close(compiled.state_dict()[u], eager.state_dict()[u], rtol=1e-3, atol=1e-4)
     for key in ("loss/d", "loss/g", "d/real", "d/fake"):  # float32 rounding, then two Adam steps, apart
         assert compiled.last_metrics[key] == pytest.approx(eager.last_metrics[key], rel=1e-3, abs=1e-4), key
 
 
-def test_channels_last_discriminator_matches_contiguous_and_trains(tmp_path):
+def test_channels_last_discriminator_matches_contiguous_and_trains(tmp_path, tiny_fit):
     torch.manual_seed(0)
     d = build_discriminator("cnn", 8, 1, norm="convnorm", width=4)
     d_cl = copy.deepcopy(d).to(memory_format=torch.channels_last)
@@ -77,14 +75,14 @@ def test_channels_last_discriminator_matches_contiguous_and_trains(tmp_path):
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
     for g, r in zip(grads, ref_grads):
         torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
-    model, _ = fit(tmp_path, norm="convnorm", max_g_steps=2, channels_last=True)
+    model, _ = tiny_fit(tmp_path, norm="convnorm", max_g_steps=2, channels_last=True)
     weight = model.discriminator.net[2].weight
     assert model.g_step == 2 and weight.is_contiguous(memory_format=torch.channels_last)
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
-def test_bf16_mixed_trains_and_scores_like_float32_within_bf16_rounding(tmp_path):
-    model, trainer = fit(tmp_path, norm="convnorm+spectral", max_g_steps=2, precision="bf16-mixed")
+def test_bf16_mixed_trains_and_scores_like_float32_within_bf16_rounding(tmp_path, tiny_fit):
+    model, _ = tiny_fit(tmp_path, norm="convnorm+spectral", max_g_steps=2, trainer={"precision": "bf16-mixed"})
     assert model.g_step == 2 and model._direct_steps  # bf16 needs no loss scaling: the direct steps apply
     assert all(torch.isfinite(p).all() for p in model.parameters())
     d = model.discriminator.eval()
@@ -108,10 +106,10 @@ class StepHooks(pl.Callback):
         self.calls["on_before_optimizer_step"] += 1
 
 
-def test_a_step_hook_keeps_lightnings_wrappers_and_both_paths_train_identically(tmp_path):
-    direct, direct_trainer = fit(tmp_path / "direct", max_g_steps=3)
+def test_a_step_hook_keeps_lightnings_wrappers_and_both_paths_train_identically(tmp_path, tiny_fit):
+    direct, direct_trainer = tiny_fit(tmp_path / "direct", max_g_steps=3)
     hooks = StepHooks()
-    wrapped, wrapped_trainer = fit(tmp_path / "wrapped", max_g_steps=3, callbacks=[hooks])
+    wrapped, wrapped_trainer = tiny_fit(tmp_path / "wrapped", max_g_steps=3, callbacks=[hooks])
     assert direct._direct_steps and not wrapped._direct_steps
     assert hooks.calls == {"on_after_backward": 3 * (2 + 1), "on_before_optimizer_step": 3 * (2 + 1)}
     assert direct_trainer.global_step == wrapped_trainer.global_step == 3 * (2 + 1)

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from gan.bench.convnorm import LAYERS
+from gan.bench.step import LIMIT
 from gan.cli import main
 
 
@@ -35,7 +36,7 @@ def test_step_compares_lightning_with_a_plain_loop(capsys):
     (plain,), (light,) = table_rows(printed, "plain PyTorch"), table_rows(printed, "LightningModule")
     ratio = float(re.search(r"Lightning / plain = ([0-9.]+)x", printed).group(1))
     assert ratio == pytest.approx(float(light[1]) / float(plain[1]), abs=0.01)
-    assert code == (0 if ratio <= 1.10 else 1)
+    assert code == (0 if ratio <= LIMIT else 1)
 
 
 def test_step_table_gives_g_steps_per_second_for_every_arch_and_norm(capsys):

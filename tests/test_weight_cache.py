@@ -6,7 +6,6 @@ import copy
 
 import pytest
 import torch
-from _tiny import fit
 
 from gan.layers.convnorm import ConvNorm2d
 from gan.layers.weight_cache import WeightCache, forget_all
@@ -34,11 +33,11 @@ def fresh_output(layer: ConvNorm2d, x: torch.Tensor) -> torch.Tensor:
         return layer._affine(layer.normalize(x)[0])
 
 
-def test_training_with_the_cache_is_bit_identical_to_recomputing_V(tmp_path, monkeypatch):
+def test_training_with_the_cache_is_bit_identical_to_recomputing_V(tmp_path, monkeypatch, tiny_fit):
     runs = {}
     for enabled in (False, True):
         hits = Hits(monkeypatch, enabled)
-        model, trainer = fit(tmp_path / str(enabled), norm="convnorm", n_dis=3, max_g_steps=3)
+        model, trainer = tiny_fit(tmp_path / str(enabled), norm="convnorm", n_dis=3, max_g_steps=3)
         runs[enabled] = (model.state_dict(), [o.state_dict() for o in trainer.optimizers], hits.count)
     (plain, plain_opt, _), (cached, cached_opt, hit_count) = runs[False], runs[True]
     # each G step's D forward and the next iteration's first D step share weights: 2 reuses per layer, 3 G steps

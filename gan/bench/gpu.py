@@ -37,10 +37,11 @@ from pathlib import Path
 import torch
 import yaml
 
-from gan.bench import device_description, markdown_table
+from gan.bench import device_description
 from gan.bench.convnorm import LAYERS, bench_layer
 from gan.bench.step import fit_timed, lightning_seconds, lightning_vs_plain, random_images
 from gan.errors import UserError
+from gan.markdown import markdown_table
 from gan.models import build_generator
 from gan.module import GAN
 
