@@ -153,20 +153,29 @@ def test_compare_tables_and_plots_runs(run: Path, tmp_path: Path, capsys):
     assert main(["compare", str(tmp_path / "nope")]) == 2
 
 
-def test_callback_on_other_ranks_waits_for_rank_zero_and_saves_the_best(tmp_path: Path, tiny_extractor):
+def test_callback_on_other_ranks_takes_rank_zeros_fid_and_saves_the_best(tmp_path: Path, tiny_extractor,
+                                                                          monkeypatch):
+    import gan.callbacks.fidelity as fidelity
+
+    evaluations = []  # a rank other than 0 extracts its share (tests/test_distributed_fid.py) and gets None back
+    monkeypatch.setattr(fidelity, "compute_metrics", lambda *args, **kwargs: evaluations.append(kwargs) and None)
+    monkeypatch.setattr(fidelity.GeneratorAdapter, "from_gan", staticmethod(lambda module, ema: None))
+    monkeypatch.setattr(FidelityCallback, "reference", lambda self, trainer, module: None)
     saved: list[Path] = []
     trainer = SimpleNamespace(
         is_global_zero=False, strategy=SimpleNamespace(broadcast=lambda value, src: 12.5), callbacks=[],
-        default_root_dir=str(tmp_path), save_checkpoint=saved.append, should_stop=False,
+        default_root_dir=str(tmp_path), save_checkpoint=saved.append, should_stop=False, world_size=2,
+        global_rank=1,
     )
-    module = SimpleNamespace(g_step=10)
+    module = SimpleNamespace(g_step=10, device="cpu")
     callback = FidelityCallback(every_n_g_steps=5, feature_extractor=tiny_extractor)
     callback.on_train_batch_end(trainer, module)
+    assert len(evaluations) == 1 and evaluations[0]["verbose"] is False  # took part, quietly
     assert callback.best_fid == 12.5 and saved == [tmp_path / "ckpt" / "best_fid.ckpt"]
     callback.on_train_batch_end(trainer, module)  # same G step again: no second evaluation
     module.g_step = 11
     callback.on_train_batch_end(trainer, module)  # off schedule
-    assert len(saved) == 1
+    assert len(saved) == 1 and len(evaluations) == 1
     restored = FidelityCallback(feature_extractor=tiny_extractor)
     restored.load_state_dict(callback.state_dict())
     assert (restored.best_fid, restored.best_step, restored.last_step) == (12.5, 10, 10)
@@ -177,7 +186,7 @@ def test_callback_refuses_inception_score_without_logits_before_training(monkeyp
 
     no_logits = InceptionWeights("offline", "unused", "fid-inception-torchscript:x", False)
     monkeypatch.setattr(fidelity, "resolve_weights", lambda spec, verbose: no_logits)
-    trainer = SimpleNamespace(is_global_zero=True)
+    trainer = SimpleNamespace(is_global_zero=True, local_rank=0, strategy=SimpleNamespace(barrier=lambda name: None))
     with pytest.raises(UserError, match="isc needs Inception weights with a classifier"):
         FidelityCallback(isc=True, inception_weights="offline").on_fit_start(trainer, None)
     FidelityCallback(isc=False, inception_weights="offline").on_fit_start(trainer, None)  # FID alone is fine

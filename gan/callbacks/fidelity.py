@@ -13,6 +13,7 @@ from gan.callbacks.schedule import GStepCallback
 from gan.errors import UserError
 from gan.loggers import send_metrics
 from gan.metrics import EVAL_SEED, INCEPTION, GeneratorAdapter, Reference, compute_metrics, resolve_weights
+from gan.metrics.shards import Shard
 from gan.runs import FIDELITY_LOG, append_jsonl
 from gan.validate import at_least
 
@@ -21,9 +22,11 @@ class FidelityCallback(GStepCallback):
     """Every ``every_n_g_steps`` generator steps (and at the last one), score the generator with
     :func:`gan.metrics.compute_metrics` against cached reference statistics of the training data.
 
-    Only rank 0 computes (the other ranks wait for its FID); the metrics go to every logger as ``eval/fid``,
-    ``eval/is_mean``, ``eval/kid_mean``... with ``step = g_step`` and to ``<run>/fidelity.jsonl`` with their
-    protocol and weights; ``best_fid.ckpt`` is kept beside the other checkpoints.
+    In a distributed run every rank generates and extracts the features of its share of the images and rank 0
+    scores them (:mod:`gan.metrics.shards`: the numbers of a single-process evaluation); the metrics go to every
+    logger as ``eval/fid``, ``eval/is_mean``, ``eval/kid_mean``... with ``step = g_step`` and to
+    ``<run>/fidelity.jsonl`` with their protocol and weights; ``best_fid.ckpt`` is kept beside the other
+    checkpoints.
 
     Args:
         every_n_g_steps: evaluation period in generator steps.
@@ -71,12 +74,21 @@ class FidelityCallback(GStepCallback):
         self.best_fid, self.best_step = float("inf"), -1
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Fail now, not hours into training, when the weights cannot be had or cannot give IS."""
-        if trainer.is_global_zero and self.feature_extractor == INCEPTION:
-            weights = resolve_weights(self.weights, verbose=self.verbose)
-            if self.isc and not weights.has_logits:
-                raise UserError(f"FidelityCallback: isc needs Inception weights with a classifier; the "
-                                f"{weights.kind} weights have none: set isc: false or inception_weights: default")
+        """Fail now, not hours into training, when the weights cannot be had or cannot give IS. Every rank
+        extracts features, so every rank gets the weights: each machine's first process fetches them first."""
+        if self.feature_extractor != INCEPTION:
+            return
+        if trainer.local_rank == 0:
+            self._check_weights(trainer)
+        trainer.strategy.barrier("FidelityCallback weights")  # the machine's other processes find them cached
+        if trainer.local_rank != 0:
+            self._check_weights(trainer)
+
+    def _check_weights(self, trainer: pl.Trainer) -> None:
+        weights = resolve_weights(self.weights, verbose=self.verbose and trainer.is_global_zero)
+        if self.isc and not weights.has_logits:
+            raise UserError(f"FidelityCallback: isc needs Inception weights with a classifier; the "
+                            f"{weights.kind} weights have none: set isc: false or inception_weights: default")
 
     def on_g_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.evaluate(trainer, pl_module)
@@ -90,14 +102,15 @@ class FidelityCallback(GStepCallback):
 
     def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> float | None:
         step = int(pl_module.g_step)
+        result = compute_metrics(  # every rank its share of the images; rank 0 scores
+            GeneratorAdapter.from_gan(pl_module, self.ema), self.reference(trainer, pl_module),
+            num_fake=self.num_fake, isc=self.isc, kid=self.kid, kid_subset_size=self.kid_subset_size,
+            weights=self.weights, feature_extractor=self.feature_extractor, seed=self.seed,
+            batch_size=self.batch_size, device=pl_module.device, verbose=self.verbose and trainer.is_global_zero,
+            shard=Shard.of(trainer),
+        )
         fid = None
         if trainer.is_global_zero:
-            result = compute_metrics(
-                GeneratorAdapter.from_gan(pl_module, self.ema), self.reference(trainer, pl_module),
-                num_fake=self.num_fake, isc=self.isc, kid=self.kid, kid_subset_size=self.kid_subset_size,
-                weights=self.weights, feature_extractor=self.feature_extractor, seed=self.seed,
-                batch_size=self.batch_size, device=pl_module.device, verbose=self.verbose,
-            )
             fid = result["metrics"]["fid"]
             self.record(trainer, step, result)
         fid = trainer.strategy.broadcast(fid, src=0)

@@ -22,6 +22,7 @@ from gan.metrics.inception import INCEPTION, InceptionWeights, resolve_weights
 from gan.metrics.protocols import EVAL_SEED
 from gan.metrics.reference import Reference, reference_statistics
 from gan.metrics.scores import frechet_distance, inception_score, kernel_inception_distance
+from gan.metrics.shards import Shard, shared_fake_features
 from gan.modes import eval_mode
 
 
@@ -58,8 +59,6 @@ def fake_features(fake: GeneratorAdapter | Dataset, extractor: nn.Module, num_fa
                   cuda: bool, seed: int, verbose: bool) -> tuple[dict[str, Tensor], int]:
     """torch-fidelity's own feature extraction of the generated set (the only cost once statistics are cached)."""
     if isinstance(fake, GeneratorAdapter):
-        if not num_fake or num_fake < 2:
-            raise UserError("num_fake (--num-fake) must be at least 2 for a generator")
         with eval_mode(fake), torch.no_grad():
             return get_featuresdict_from_generative_model(fake, extractor, num_fake, batch_size, cuda, seed,
                                                           verbose), num_fake
@@ -84,7 +83,8 @@ def compute_metrics(
     device: str | torch.device = "cpu",
     cache: Path | None = None,
     verbose: bool = True,
-) -> dict:
+    shard: Shard | None = None,
+) -> dict | None:
     """FID / IS / KID of generated images against a reference set, with the protocol in the result.
 
     ``fake`` is a :class:`GeneratorAdapter` (``num_fake`` samples drawn from torch-fidelity's seeded noise,
@@ -93,11 +93,17 @@ def compute_metrics(
     torch-fidelity's own functions; FID is its formula evaluated with a cached covariance square root.
     The caller's random streams are left as they were (training goes on exactly as without evaluation).
     Returns ``{"metrics": {...}, "protocol": {...}, "weights": {...}, "seconds": float}``.
+
+    With ``shard`` (a distributed run, every process calling), each process generates and extracts its share of
+    a generator's images (:mod:`gan.metrics.shards`) and rank 0 scores them: the same numbers as one process;
+    the other ranks return None.
     """
     if not (fid or isc or kid):
         raise UserError("choose at least one metric: fid, isc or kid")
     if (fid or kid) and reference is None:
         raise UserError("FID and KID need a reference dataset")
+    if isinstance(fake, GeneratorAdapter) and (not num_fake or num_fake < 2):
+        raise UserError("num_fake (--num-fake) must be at least 2 for a generator")
     start = time.perf_counter()
     device = torch.device(device)
     cuda = device.type == "cuda"
@@ -110,13 +116,23 @@ def compute_metrics(
             feature_extractor, sorted(set(layers.values())), cuda=cuda, verbose=verbose,
             feature_extractor_weights_path=resolved.path if resolved else None,
         )
-        ref_stats = None
-        if fid or kid:
-            ref_stats = reference_statistics(
+
+        def reference_stats() -> dict[str, Tensor] | None:
+            if not (fid or kid):
+                return None
+            return reference_statistics(
                 reference, extractor, layers.get("fid", layers.get("kid")), resolved.ident if resolved else "",
                 with_features=kid, batch_size=batch_size, cuda=cuda, cache=cache, verbose=verbose,
             )
-        feats, num_fake = fake_features(fake, extractor, num_fake, batch_size, cuda, seed, verbose)
+
+        if shard is None or not isinstance(fake, GeneratorAdapter):
+            ref_stats = reference_stats()
+            feats, num_fake = fake_features(fake, extractor, num_fake, batch_size, cuda, seed, verbose)
+        else:
+            feats = shared_fake_features(fake, extractor, num_fake, batch_size, cuda, seed, shard, verbose)
+            if feats is None:
+                return None  # rank 0 scores
+            ref_stats = reference_stats()  # rank 0 alone: from the cache after the first evaluation
 
     metrics: dict[str, float] = {}
     if fid:
