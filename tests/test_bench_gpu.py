@@ -35,6 +35,8 @@ def test_tiny_run_measures_every_cell_or_names_why_not(tmp_path):
             assert cell["status"].startswith("failed: model.cuda_graphs records CUDA graphs, which need a CUDA")
     assert by_section["check"][0]["status"].startswith("failed: model.cuda_graphs")
     assert all(c["status"] == "ok" and c["ratio"] > 0 for c in by_section["loop"])
+    assert {(c["norm"], c["steps"]) for c in by_section["loop"]} == {
+        ("none", "direct"), ("none", "wrappers"), ("convnorm", "direct")}
     assert by_section["layers"][0]["status"] == "ok" and by_section["layers"][0]["fast/conv"] > 0
     assert by_section["inception"][0]["status"] == "ok" and by_section["inception"][0]["images_per_s"] > 0
     report = out.read_text()

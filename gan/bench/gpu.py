@@ -201,10 +201,10 @@ def captured_matches_eager(settings: Settings) -> dict[str, float]:
             "identical": float(all(torch.equal(captured[k], v) for k, v in eager.items()))}
 
 
-def lightning_against_plain(settings: Settings, arch: str, norm: str) -> dict[str, float]:
+def lightning_against_plain(settings: Settings, arch: str, norm: str, wrappers: bool) -> dict[str, float]:
     model, batch = settings.model(arch, norm)
     light, plain = lightning_vs_plain(model, random_images(batch, model.image_size, model.channels), settings.steps,
-                                      settings.warmup)
+                                      settings.warmup, wrappers=wrappers)
     return {"lightning_s": light, "plain_s": plain, "ratio": light / plain}
 
 
@@ -263,8 +263,11 @@ def plan(settings: Settings, archs: list[str], norms: list[str], precisions: lis
     if "cuda_graphs" in methods and "convnorm" in norms:
         cells.append(Cell("check", {"what": "cuda_graphs vs eager, cnn convnorm, 8 G steps"},
                           lambda: captured_matches_eager(settings)))
-    cells += [Cell("loop", {"arch": "cnn", "norm": n}, lambda n=n: lightning_against_plain(settings, "cnn", n))
-              for n in ("none", "convnorm") if n in norms]
+    loops = [(n, steps) for n, steps in (("none", "direct"), ("none", "wrappers"), ("convnorm", "direct"))
+             if n in norms]
+    cells += [Cell("loop", {"arch": "cnn", "norm": n, "steps": steps},
+                   lambda n=n, steps=steps: lightning_against_plain(settings, "cnn", n, steps == "wrappers"))
+              for n, steps in loops]
     key_norm = "convnorm" if "convnorm" in norms else norms[-1]
     early_compile = [steps_cell(archs[0], key_norm, first_precision, m) for m in compile_methods]
     cells += early_compile
@@ -327,9 +330,9 @@ def report(cells: list[Cell], header: str) -> str:
                   lambda c: [c.key["what"], *(_shown(c, k, "{:.2e}") for k in ("max_relative_weight_difference",
                                                                                 "max_loss_difference")),
                              "yes" if c.result.get("identical") else ("no" if c.status == "ok" else c.status)]),
-        "loop": ([f"model (fp32, eager; target Lightning/plain <= {TARGETS['Lightning/plain']})",
+        "loop": ([f"model (fp32, eager; target Lightning/plain <= {TARGETS['Lightning/plain']})", "module steps",
                   "Lightning s / G step", "plain s / G step", "Lightning/plain"],
-                 lambda c: [f"{c.key['arch']} {c.key['norm']}", _shown(c, "lightning_s", "{:.4f}"),
+                 lambda c: [f"{c.key['arch']} {c.key['norm']}", c.key["steps"], _shown(c, "lightning_s", "{:.4f}"),
                             _shown(c, "plain_s", "{:.4f}"), _shown(c, "ratio", "{:.3f}")]),
         "layers": (["layer (fwd+bwd, batch 64)", "conv ms", "ConvNorm fast ms", "SN conv ms", "fast/conv"],
                    lambda c: [c.key["layer"], *(_shown(c, k) for k in ("conv_ms", "fast_ms", "spectral_ms",

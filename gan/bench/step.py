@@ -114,15 +114,24 @@ class StepTimer(pl.Callback):
         self._mark = time.perf_counter()
 
 
+class StepHook(pl.Callback):
+    """A callback with an (empty) optimizer-step hook: the module then steps through Lightning's wrappers
+    (``manual_backward``, ``LightningOptimizer.step``), as it must whenever a callback implements such a hook."""
+
+    def on_before_optimizer_step(self, *args) -> None:
+        pass
+
+
 def fit_timed(model: GAN, loader: DataLoader, g_steps: int, precision: str = "32-true",
-              between: Callable[[], None] | None = None) -> StepTimer:
-    """Train ``model`` for ``g_steps`` G steps under a Lightning Trainer (one device, no logger or checkpoints)."""
+              between: Callable[[], None] | None = None, wrappers: bool = False) -> StepTimer:
+    """Train ``model`` for ``g_steps`` G steps under a Lightning Trainer (one device, no logger or checkpoints);
+    ``wrappers``: force Lightning's step wrappers (see :class:`StepHook`)."""
     model.hparams.max_g_steps = g_steps
     timer = StepTimer(between)
     trainer = pl.Trainer(
         accelerator="auto", devices=1, max_epochs=-1, max_steps=-1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False, callbacks=[timer],
-        precision=precision,
+        enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
+        callbacks=[timer, *([StepHook()] if wrappers else [])], precision=precision,
     )
     trainer.fit(model, train_dataloaders=loader)
     return timer
@@ -133,11 +142,11 @@ def lightning_seconds(model: GAN, loader: DataLoader, steps: int, warmup: int, p
     return statistics.median(fit_timed(model, loader, warmup + steps, precision).lightning[warmup:])
 
 
-def lightning_vs_plain(model: GAN, loader: DataLoader, steps: int, warmup: int,
-                       precision: str = "32-true") -> tuple[float, float]:
+def lightning_vs_plain(model: GAN, loader: DataLoader, steps: int, warmup: int, precision: str = "32-true",
+                       wrappers: bool = False) -> tuple[float, float]:
     """Median seconds per G step (Lightning, plain loop), the two interleaved step by step."""
     plain = PlainLoop(model, loader, precision)
-    timer = fit_timed(model, loader, warmup + steps, precision, between=plain.step)
+    timer = fit_timed(model, loader, warmup + steps, precision, between=plain.step, wrappers=wrappers)
     return statistics.median(timer.lightning[warmup:]), statistics.median(timer.other[warmup:])
 
 
@@ -163,6 +172,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--precision", default="32-true", help="trainer precision, e.g. 32-true or bf16-mixed")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--table", action="store_true", help="G-steps/s of cnn and resnet x every norm")
+    parser.add_argument("--lightning-wrappers", action="store_true",
+                        help="step through manual_backward / LightningOptimizer.step, as with a callback that has "
+                             "a step hook (default: the plain calls the module makes when no hook needs them)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -183,9 +195,11 @@ def main(argv: list[str]) -> int:
         print(markdown_table(["arch", *NORMS], rows))
         return 0
     model = build_model(args.arch, args.norm, args.width, args.image_size, args.channels, args.n_dis)
-    light, plain = lightning_vs_plain(model, loader, args.steps, args.warmup, args.precision)
+    light, plain = lightning_vs_plain(model, loader, args.steps, args.warmup, args.precision,
+                                      args.lightning_wrappers)
     ratio = light / plain
-    print(f"\n{args.arch} / {args.norm}, one G step + {args.n_dis} D steps, interleaved ({protocol})\n")
+    steps = "Lightning's step wrappers" if args.lightning_wrappers else "direct steps"
+    print(f"\n{args.arch} / {args.norm}, one G step + {args.n_dis} D steps, interleaved, {steps} ({protocol})\n")
     print(markdown_table(
         ["loop", "s / G step", "G-steps/s"],
         [["plain PyTorch", f"{plain:.4f}", f"{1 / plain:.3f}"],
