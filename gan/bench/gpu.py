@@ -140,6 +140,10 @@ class Settings:
     layer_repeats: int
     inception_images: int
 
+    @property
+    def layer_batch(self) -> int:
+        return 4 if self.tiny else 64
+
     def model(self, arch: str, norm: str, **switches) -> tuple[GAN, int]:
         """The config's GAN (``--tiny``: widths 8, batch 8) with the switches, and its real batch size."""
         path = self.configs / f"{arch}_{norm}.yaml"
@@ -211,7 +215,7 @@ def lightning_against_plain(settings: Settings, arch: str, norm: str, wrappers: 
 def convnorm_layer(settings: Settings, index: int) -> dict[str, float]:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     options = yaml.safe_load((settings.configs / "cnn_convnorm.yaml").read_text())["model"].get("convnorm")
-    t = bench_layer(LAYERS[index], 4 if settings.tiny else 64, settings.layer_repeats, device, options)
+    t = bench_layer(LAYERS[index], settings.layer_batch, settings.layer_repeats, device, options)
     return {"conv_ms": t["conv"] * 1e3, "fast_ms": t["fast"] * 1e3, "spectral_ms": t["spectral"] * 1e3,
             "fast/conv": t["fast"] / t["conv"]}
 
@@ -285,67 +289,90 @@ def plan(settings: Settings, archs: list[str], norms: list[str], precisions: lis
 
 
 # ---- the report ------------------------------------------------------------------------------------------------
-def _g_steps_cell(cells: list[Cell], **key: str) -> Cell | None:
-    return next((c for c in cells if c.section == "g_steps" and c.key == key), None)
+class Notes:
+    """Cells that did not measure show ``failed [n]`` / ``skipped [n]``; each distinct reason is listed once."""
+
+    def __init__(self) -> None:
+        self.reasons: dict[str, int] = {}
+
+    def shown(self, cell: Cell | None, name: str, fmt: str = "{:.2f}") -> str:
+        if cell is None:
+            return "-"
+        if cell.status == "ok":
+            return fmt.format(cell.result[name])
+        number = self.reasons.setdefault(cell.status, len(self.reasons) + 1)
+        return f"{cell.status.split(':')[0]} [{number}]"
+
+    def lines(self) -> list[str]:
+        return [f"[{n}] {reason}  " for reason, n in self.reasons.items()]
 
 
-def _shown(cell: Cell | None, name: str, fmt: str = "{:.2f}") -> str:
-    if cell is None:
-        return "-"
-    return fmt.format(cell.result[name]) if cell.status == "ok" else cell.status
-
-
-def report(cells: list[Cell], header: str) -> str:
-    text = ["# gan bench gpu", "", header, ""]
+def _g_steps_table(cells: list[Cell], notes: Notes) -> list[list[str]]:
     rows = []
     keys = sorted({(c.key["method"], c.key["precision"], c.key["arch"]) for c in cells if c.section == "g_steps"},
-                  key=lambda k: (METHODS.index(k[0]) if k[0] in METHODS else 99, PRECISIONS.index(k[1])
-                                 if k[1] in PRECISIONS else 99, k[2]))
+                  key=lambda k: (METHODS.index(k[0]) if k[0] in METHODS else 99,
+                                 PRECISIONS.index(k[1]) if k[1] in PRECISIONS else 99, k[2]))
     for method, precision, arch in keys:
-        found = {n: _g_steps_cell(cells, method=method, precision=precision, arch=arch, norm=n) for n in NORMS}
+        found = {n: next((c for c in cells if c.section == "g_steps" and c.key == {
+            "method": method, "precision": precision, "arch": arch, "norm": n}), None) for n in NORMS}
         ok = {n: c.result["g_steps_per_s"] for n, c in found.items() if c is not None and c.status == "ok"}
         ratios = [f"{ok[fast] / ok[slow]:.2f}" if slow in ok and fast in ok else "-"
                   for slow, fast in (("convnorm", "spectral"), ("spectral", "none"))]  # step-time ratios
-        rows.append([method, precision, arch, *(_shown(found[n], "g_steps_per_s") for n in NORMS), *ratios])
-    text += ["## G-steps/s in the LightningModule", "",
-             markdown_table(["method", "precision", "arch", *NORMS, "convnorm/spectral (step time)",
-                             "spectral/none (step time)"], rows), "",
-             f"Targets: cnn convnorm >= {TARGETS['cnn convnorm G-steps/s']:.0f}, resnet convnorm >= "
-             f"{TARGETS['resnet convnorm G-steps/s']:.0f} G-steps/s; convnorm/spectral <= "
-             f"{TARGETS['convnorm/spectral']}; spectral/none <= {TARGETS['spectral/none']}.", ""]
-    best = []
+        rows.append([method, precision, arch, *(notes.shown(found[n], "g_steps_per_s") for n in NORMS), *ratios])
+    return rows
+
+
+def _fastest(cells: list[Cell]) -> list[list[str]]:
+    rows = []
     for arch in ARCHS:
         for norm in NORMS:
             ok = [c for c in cells if c.section == "g_steps" and c.status == "ok" and c.key["arch"] == arch
                   and c.key["norm"] == norm]
             if ok:
                 top = max(ok, key=lambda c: c.result["g_steps_per_s"])
-                best.append([arch, norm, f"{top.result['g_steps_per_s']:.2f}", top.key["method"],
+                rows.append([arch, norm, f"{top.result['g_steps_per_s']:.2f}", top.key["method"],
                              top.key["precision"]])
-    if best:
+    return rows
+
+
+def report(cells: list[Cell], header: str, layer_batch: int) -> str:
+    notes = Notes()
+    text = ["# gan bench gpu", "", header, "", "## G-steps/s in the LightningModule", "",
+            markdown_table(["method", "precision", "arch", *NORMS, "convnorm/spectral (step time)",
+                            "spectral/none (step time)"], _g_steps_table(cells, notes)), "",
+            f"Targets: cnn convnorm >= {TARGETS['cnn convnorm G-steps/s']:.0f}, resnet convnorm >= "
+            f"{TARGETS['resnet convnorm G-steps/s']:.0f} G-steps/s; convnorm/spectral <= "
+            f"{TARGETS['convnorm/spectral']}; spectral/none <= {TARGETS['spectral/none']}.", ""]
+    if fastest := _fastest(cells):
         text += ["### Fastest method per model", "",
-                 markdown_table(["arch", "norm", "G-steps/s", "method", "precision"], best), ""]
+                 markdown_table(["arch", "norm", "G-steps/s", "method", "precision"], fastest), ""]
     sections = {
-        "check": (["check", "max relative weight difference", "max loss difference", "bit-identical"],
-                  lambda c: [c.key["what"], *(_shown(c, k, "{:.2e}") for k in ("max_relative_weight_difference",
-                                                                                "max_loss_difference")),
-                             "yes" if c.result.get("identical") else ("no" if c.status == "ok" else c.status)]),
-        "loop": ([f"model (fp32, eager; target Lightning/plain <= {TARGETS['Lightning/plain']})", "module steps",
+        "check": ("## cuda_graphs against eager",
+                  ["check", "max relative weight difference", "max loss difference", "bit-identical"],
+                  lambda c: [c.key["what"], notes.shown(c, "max_relative_weight_difference", "{:.2e}"),
+                             notes.shown(c, "max_loss_difference", "{:.2e}"),
+                             ("yes" if c.result["identical"] else "no") if c.status == "ok"
+                             else notes.shown(c, "identical")]),
+        "loop": ("## Lightning against a plain loop",
+                 [f"model (fp32, eager; target Lightning/plain <= {TARGETS['Lightning/plain']})", "module steps",
                   "Lightning s / G step", "plain s / G step", "Lightning/plain"],
-                 lambda c: [f"{c.key['arch']} {c.key['norm']}", c.key["steps"], _shown(c, "lightning_s", "{:.4f}"),
-                            _shown(c, "plain_s", "{:.4f}"), _shown(c, "ratio", "{:.3f}")]),
-        "layers": (["layer (fwd+bwd, batch 64)", "conv ms", "ConvNorm fast ms", "SN conv ms", "fast/conv"],
-                   lambda c: [c.key["layer"], *(_shown(c, k) for k in ("conv_ms", "fast_ms", "spectral_ms",
-                                                                        "fast/conv"))]),
-        "inception": (["Inception features (random-init torch-fidelity Inception)", "seconds", "images/s"],
-                      lambda c: [c.key["what"], _shown(c, "seconds"), _shown(c, "images_per_s", "{:.0f}")]),
+                 lambda c: [f"{c.key['arch']} {c.key['norm']}", c.key["steps"],
+                            notes.shown(c, "lightning_s", "{:.4f}"), notes.shown(c, "plain_s", "{:.4f}"),
+                            notes.shown(c, "ratio", "{:.3f}")]),
+        "layers": ("## ConvNorm per layer against nn.Conv2d",
+                   [f"layer (fwd+bwd, batch {layer_batch})", "conv ms", "ConvNorm fast ms", "SN conv ms", "fast/conv"],
+                   lambda c: [c.key["layer"], *(notes.shown(c, k) for k in ("conv_ms", "fast_ms", "spectral_ms",
+                                                                             "fast/conv"))]),
+        "inception": ("## Evaluation features",
+                      ["Inception features (random-init torch-fidelity Inception)", "seconds", "images/s"],
+                      lambda c: [c.key["what"], notes.shown(c, "seconds"), notes.shown(c, "images_per_s", "{:.0f}")]),
     }
-    titles = {"check": "## cuda_graphs against eager", "loop": "## Lightning against a plain loop",
-              "layers": "## ConvNorm per layer against nn.Conv2d", "inception": "## Evaluation features"}
-    for section, (columns, row) in sections.items():
+    for section, (title, columns, row) in sections.items():
         chosen = [c for c in cells if c.section == section]
         if chosen:
-            text += [titles[section], "", markdown_table(columns, [row(c) for c in chosen]), ""]
+            text += [title, "", markdown_table(columns, [row(c) for c in chosen]), ""]
+    if notes.reasons:
+        text += ["## Cells that did not measure", "", *notes.lines(), ""]
     return "\n".join(text)
 
 
@@ -386,7 +413,8 @@ def main(argv: list[str]) -> int:
 
     def write() -> None:
         used = time.monotonic() - started
-        out.write_text(report(cells, f"{header}; {used:.0f} s of the {args.budget:.0f} s budget used.") + "\n")
+        text = report(cells, f"{header}; {used:.0f} s of the {args.budget:.0f} s budget used.", settings.layer_batch)
+        out.write_text(text + "\n")
         out.with_suffix(".json").write_text(json.dumps({
             "device": device_description(), "torch": torch.__version__, "settings": vars(args) | {
                 "configs": str(args.configs), "out": str(out)}, "convnorm": convnorm, "seconds": used,
