@@ -41,10 +41,6 @@ class CapturedStep:
         self.inputs: tuple[Tensor, ...] = ()
         self.outputs: tuple[Tensor, ...] = ()
 
-    @property
-    def recorded(self) -> bool:
-        return self.graph is not None
-
     def __call__(self, *inputs: Tensor) -> tuple[Tensor, ...]:
         self.calls += 1
         if self.stream is None:

@@ -94,3 +94,10 @@ def test_runs_where_torch_fidelity_and_jsonargparse_are_not_installed(tmp_path):
     cells = {(c["section"], c.get("method")): c for c in json.loads((tmp_path / "b.json").read_text())["cells"]}
     assert all(cells[key]["status"] == "ok" for key in (("g_steps", "eager"), ("loop", None), ("layers", None)))
     assert cells["inception", None]["status"] == "failed: ModuleNotFoundError: No module named 'torch_fidelity'"
+
+
+def test_the_consistency_check_tells_rounding_from_a_wrong_replay():
+    from gan.bench.gpu import check_verdict
+
+    assert check_verdict({"max_loss_difference": 3e-5, "max_relative_weight_difference": 2e-4}).startswith("same")
+    assert check_verdict({"max_loss_difference": 0.4, "max_relative_weight_difference": 2e-4}).startswith("DIFF")
