@@ -191,18 +191,33 @@ def g_steps(settings: Settings, arch: str, norm: str, precision: str, method: st
 
 
 def captured_matches_eager(settings: Settings) -> dict[str, float]:
-    """cnn / convnorm trained warm-up + capture + a few replays with cuda_graphs and eagerly from the same start."""
+    """cnn / convnorm trained warm-up + capture + a few replays with cuda_graphs and eagerly from the same start, and a
+    control: eager again from weights perturbed by 1e-7 (relative), the size of a rounding difference.
+
+    A GAN step amplifies rounding quickly (Adam normalises tiny gradients, BN biases start at zero): on the CPU a
+    1e-7 perturbation grew to a 0.25 relative difference in one tensor within 8 G steps. So replayed steps count as
+    the eager ones when they differ from them no more than the control does (within 10x), not when they are equal.
+    """
     runs = {}
-    for cuda_graphs in (False, True):
+    for name, cuda_graphs, perturb in (("eager", False, 0.0), ("captured", True, 0.0), ("control", False, 1e-7)):
         model, batch = settings.model("cnn", "convnorm", cuda_graphs=cuda_graphs)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(1 + perturb * torch.randn(p.shape, generator=torch.Generator().manual_seed(0)).to(p))
         fit_timed(model, random_images(batch, model.image_size, model.channels), g_steps=8)
-        runs[cuda_graphs] = model
-    eager, captured = runs[False].state_dict(), runs[True].state_dict()
-    weights = max((captured[k].float() - v.float()).abs().max().item() / max(v.float().abs().max().item(), 1e-12)
-                  for k, v in eager.items() if v.is_floating_point())
-    losses = [abs(runs[True].last_metrics[k] - runs[False].last_metrics[k]) for k in ("loss/d", "loss/g")]
+        runs[name] = model
+    captured, control = differences(runs["eager"], runs["captured"]), differences(runs["eager"], runs["control"])
+    return {**captured, **{f"rounding_{k}": v for k, v in control.items()}}
+
+
+def differences(a: torch.nn.Module, b: torch.nn.Module) -> dict[str, float]:
+    """Largest relative weight difference (per tensor, against its largest entry) and loss difference of two runs."""
+    sa, sb = a.state_dict(), b.state_dict()
+    weights = max((sb[k].float() - v.float()).abs().max().item() / max(v.float().abs().max().item(), 1e-12)
+                  for k, v in sa.items() if v.is_floating_point())
+    losses = [abs(a.last_metrics[k] - b.last_metrics[k]) for k in ("loss/d", "loss/g")]
     return {"max_relative_weight_difference": weights, "max_loss_difference": max(losses),
-            "identical": float(all(torch.equal(captured[k], v) for k, v in eager.items()))}
+            "identical": float(all(torch.equal(sb[k], v) for k, v in sa.items()))}
 
 
 def lightning_against_plain(settings: Settings, arch: str, norm: str, wrappers: bool) -> dict[str, float]:
@@ -336,10 +351,10 @@ def _fastest(cells: list[Cell]) -> list[list[str]]:
 
 
 def check_verdict(result: dict[str, float]) -> str:
-    """Adam turns float rounding (the capturable step's device-side bias correction) into differences of ~1e-4
-    after a few steps; a stale input, weight or learning rate in a replay differs by the size of the losses."""
-    same = result["max_loss_difference"] < 1e-2 and result["max_relative_weight_difference"] < 1e-2
-    return "same steps (float rounding)" if same else "DIFFERENT: the replayed steps are not the eager ones"
+    """Replayed steps are the eager ones when they differ from eager no more than rounding does (the control run)."""
+    same = all(result[k] <= 10 * max(result.get(f"rounding_{k}", 0.0), 1e-3)
+               for k in ("max_loss_difference", "max_relative_weight_difference"))
+    return "same steps (within rounding)" if same else "DIFFERENT: the replayed steps are not the eager ones"
 
 
 def report(cells: list[Cell], header: str, layer_batch: int) -> str:
@@ -355,9 +370,12 @@ def report(cells: list[Cell], header: str, layer_batch: int) -> str:
                  markdown_table(["arch", "norm", "G-steps/s", "method", "precision"], fastest), ""]
     sections = {
         "check": ("## cuda_graphs against eager",
-                  ["check", "max relative weight difference", "max loss difference", "bit-identical", "verdict"],
+                  ["check", "max relative weight difference", "max loss difference",
+                   "rounding control: weights / loss", "bit-identical", "verdict"],
                   lambda c: [c.key["what"], notes.shown(c, "max_relative_weight_difference", "{:.2e}"),
                              notes.shown(c, "max_loss_difference", "{:.2e}"),
+                             f"{notes.shown(c, 'rounding_max_relative_weight_difference', '{:.2e}')} / "
+                             f"{notes.shown(c, 'rounding_max_loss_difference', '{:.2e}')}",
                              *(("yes" if c.result["identical"] else "no", check_verdict(c.result))
                                if c.status == "ok" else (notes.shown(c, "identical"),) * 2)]),
         "loop": ("## Lightning against a plain loop",
