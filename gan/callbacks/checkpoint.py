@@ -23,8 +23,8 @@ class GStepCheckpoint(GStepCallback):
     def on_g_step(self, trainer: pl.Trainer, pl_module: GAN) -> None:
         step = pl_module.g_step
         if step % self.every == 0:
-            trainer.save_checkpoint(self.dirpath / f"g{step:07d}.ckpt")
-        trainer.save_checkpoint(self.last_path)
+            trainer.save_checkpoint(self.dirpath / f"g{step:07d}.ckpt", weights_only=False)  # full state: resumable
+        trainer.save_checkpoint(self.last_path, weights_only=False)
 
     @property
     def last_path(self) -> Path:

@@ -117,7 +117,7 @@ class FidelityCallback(GStepCallback):
         if fid < self.best_fid:
             self.best_fid, self.best_step = fid, step
             if self.save_best:
-                trainer.save_checkpoint(self.best_path(trainer))
+                trainer.save_checkpoint(self.best_path(trainer), weights_only=False)
         return fid
 
     def record(self, trainer: pl.Trainer, step: int, result: dict) -> None:
