@@ -108,3 +108,24 @@ def test_the_consistency_check_tells_rounding_from_a_wrong_replay():
     tight = {"rounding_max_loss_difference": 1e-6, "rounding_max_relative_weight_difference": 1e-6}
     assert check_verdict({"max_loss_difference": 3.6e-3, "max_relative_weight_difference": 0.35, **tight}) \
         .startswith("DIFF")
+
+
+def test_convnorm_backend_reaches_the_convnorm_models(tmp_path, monkeypatch):
+    from gan.bench import gpu
+    from gan.layers.convnorm import ConvNorm2d
+
+    built = []
+    real_model = gpu.Settings.model
+
+    def model(self, arch, norm, **switches):
+        gan, batch = real_model(self, arch, norm, **switches)
+        built.append({m.backend for m in gan.discriminator.modules() if isinstance(m, ConvNorm2d)})
+        return gan, batch
+
+    monkeypatch.setattr(gpu.Settings, "model", model)
+    out = tmp_path / "bench_gpu.md"
+    assert main(["bench", "gpu", "--tiny", "--archs", "cnn", "--norms", "none", "convnorm", "--methods", "eager",
+                 "--precisions", "32-true", "--layers", "0", "--inception-images", "0", "--steps", "1", "--warmup",
+                 "1", "--convnorm-backend", "dft", "--out", str(out)]) == 0
+    assert {"dft"} in built and set() in built  # the convnorm model uses the forced backend, the plain one has none
+    assert "backend dft" in out.read_text()

@@ -89,3 +89,15 @@ def test_g_step_scores_fakes_beside_reals_only_when_d_has_batch_statistics(optio
     assert logits.shape == (4,) and seen == [g_step_batch]
     if options:  # the fakes' logits are the fake half of D's real+fake batch
         assert torch.allclose(logits, model.discriminator(torch.cat([real, fake]))[4:])
+
+
+def test_backend_option_forces_the_fast_paths_transforms():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 9, 9, dtype=torch.float64)
+    layers = {b: ConvNorm2d(3, 4, 4, stride=2, padding=1, backend=b).double() for b in ("fft", "dft")}
+    layers["dft"].load_state_dict(layers["fft"].state_dict())
+    assert torch.allclose(layers["fft"](x), layers["dft"](x), atol=1e-12)
+    d = build_discriminator("cnn", 16, 1, "convnorm", 4, {"backend": "dft"})
+    assert {m.backend for m in d.modules() if isinstance(m, ConvNorm2d)} == {"dft"}
+    with pytest.raises(ValueError, match="backend='cufft'"):
+        ConvNorm2d(3, 4, 3, backend="cufft")

@@ -139,6 +139,7 @@ class Settings:
     configs: Path
     layer_repeats: int
     inception_images: int
+    convnorm_backend: str | None = None
 
     @property
     def layer_batch(self) -> int:
@@ -155,6 +156,8 @@ class Settings:
         if self.tiny:
             model.update(g_width=8, d_width=8, g_batch_size=None)
             batch = 8
+        if self.convnorm_backend and str(model.get("norm", "")).startswith("convnorm"):
+            model["convnorm"] = {**(model.get("convnorm") or {}), "backend": self.convnorm_backend}
         torch.manual_seed(0)
         gan = GAN(**{**model, "image_size": data["image_size"], "channels": data["channels"],
                      "log_every_n_g_steps": 10**9, **switches})
@@ -412,6 +415,9 @@ def main(argv: list[str]) -> int:
                    help="G steps before timing (cuda_graphs records at the 4th)")
     p.add_argument("--archs", nargs="+", default=list(ARCHS), choices=ARCHS)
     p.add_argument("--norms", nargs="+", default=list(NORMS), choices=NORMS)
+    p.add_argument("--convnorm-backend", choices=("fft", "dft"),
+                   help="the ConvNorm models' fast-path transforms (default: by device, cuFFT on a GPU); dft = real "
+                        "matmuls, one more candidate once CUDA graphs remove the launch cost")
     p.add_argument("--precisions", nargs="+", default=list(PRECISIONS))
     p.add_argument("--methods", nargs="+", default=list(METHODS),
                    help="eager, cuda_graphs, compile:<mode>, compile:<mode>+cuda_graphs")
@@ -425,7 +431,8 @@ def main(argv: list[str]) -> int:
         method_switches(method)
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*dataloader_iter.*")
-    settings = Settings(args.steps, args.warmup, args.tiny, args.configs, args.layer_repeats, args.inception_images)
+    settings = Settings(args.steps, args.warmup, args.tiny, args.configs, args.layer_repeats, args.inception_images,
+                        args.convnorm_backend)
     cells = plan(settings, args.archs, args.norms, args.precisions, args.methods, args.layers)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -433,7 +440,9 @@ def main(argv: list[str]) -> int:
         if (args.configs / "cnn_convnorm.yaml").is_file() else None
     started = time.monotonic()
     header = (f"Device: {device_description()}; configs: {args.configs} (ConvNorm variant: "
-              f"{convnorm or 'ConvNorm2d defaults'}){'; --tiny: widths 8, batch 8' if args.tiny else ''}; "
+              f"{convnorm or 'ConvNorm2d defaults'}"
+              f"{f', backend {args.convnorm_backend}' if args.convnorm_backend else ''})"
+              f"{'; --tiny: widths 8, batch 8' if args.tiny else ''}; "
               f"32x32x3 random images in memory; median of {args.steps} G steps after {args.warmup} warm-up")
 
     def write() -> None:

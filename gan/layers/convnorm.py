@@ -34,6 +34,7 @@ from gan.layers.weight_cache import WeightCache
 
 IntPair = int | tuple[int, int]
 PATHS = ("fast", "reference")
+BACKENDS = (None, "fft", "dft")  # the fast path's transforms: by device (None), cuFFT, or DFTs as real matmuls
 AFFINE_INITS = ("random", "identity")
 
 
@@ -78,7 +79,8 @@ class ConvNorm2d(nn.Module):
     (batch statistics: one sample's output then depends on the rest of its batch); ``eps`` is relative to each
     channel's kernel energy; ``momentum`` fixes the EMA weight of V (default: the authors' cosine schedule over
     ``ema_horizon`` train forwards); ``path`` picks the ``fast`` Fourier-domain product or the authors' dense
-    ``reference`` algorithm.
+    ``reference`` algorithm, and ``backend`` the fast path's transforms (None: cuFFT on a GPU, DFTs as real matmuls
+    on a CPU; ``"fft"`` / ``"dft"`` force one, e.g. to time the matmul form on a GPU).
 
     Eval mode uses ``running_V``, the EMA of V over train forwards, stored on the grid of the last training
     resolution; at another resolution it is resampled by periodic bilinear interpolation in frequency. Before
@@ -101,6 +103,7 @@ class ConvNorm2d(nn.Module):
         ema_horizon: int = 40000,
         padding_mode: str = "zeros",
         path: str = "fast",
+        backend: str | None = None,
         affine_init: str = "random",
         bn: bool = False,
     ) -> None:
@@ -129,12 +132,15 @@ class ConvNorm2d(nn.Module):
                 )
         if path not in PATHS:
             raise ValueError(f"ConvNorm2d: path={path!r}; choose one of {PATHS}")
+        if backend not in BACKENDS:
+            raise ValueError(f"ConvNorm2d: backend={backend!r}; choose one of {BACKENDS}")
         if affine_init not in AFFINE_INITS:
             raise ValueError(f"ConvNorm2d: affine_init={affine_init!r}; choose one of {AFFINE_INITS}")
         if momentum is not None and not 0.0 < momentum <= 1.0:
             raise ValueError(f"ConvNorm2d: momentum={momentum} must be in (0, 1] or None for the cosine schedule")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.eps, self.momentum, self.ema_horizon, self.path = eps, momentum, ema_horizon, path
+        self.backend = backend
         self.padding_mode, self.affine_init = padding_mode, affine_init
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
@@ -250,8 +256,9 @@ class ConvNorm2d(nn.Module):
         """
         weight = dilate_kernel(self.weight.to(x.dtype), self.dilation)
         bias = None if self.bias is None else self.bias.to(x.dtype)
-        convnorm = fourier_convnorm if self.path == "fast" else reference_convnorm
-        return convnorm(x, weight, bias, v, self.eps, self.padding, self.stride, self.groups)
+        if self.path == "reference":
+            return reference_convnorm(x, weight, bias, v, self.eps, self.padding, self.stride, self.groups)
+        return fourier_convnorm(x, weight, bias, v, self.eps, self.padding, self.stride, self.groups, self.backend)
 
     def _normalize_current(self, x: Tensor, grid: tuple[int, int]) -> tuple[Tensor, Tensor]:
         """``normalize`` with V of the current weights, computed once per weight update (kept in a WeightCache).
@@ -261,7 +268,7 @@ class ConvNorm2d(nn.Module):
         """
         if parametrize.is_parametrized(self, "weight"):
             return self.normalize(x)
-        key = (grid, x.dtype, x.device, self.path)
+        key = (grid, x.dtype, x.device, self.path, self.backend)
         cached = self._weight_V.get(self.weight, key)
         z, v = self.normalize(x, cached)
         if cached is None:
@@ -311,4 +318,5 @@ class ConvNorm2d(nn.Module):
         s += f", bias={self.bias is not None}, affine={self.affine_weight is not None}"
         if self.affine_weight is not None and self.affine_init != "random":
             s += f", affine_init={self.affine_init}"
-        return s + (", bn=True" if self.bn is not None else "") + f", path={self.path}"
+        s += (", bn=True" if self.bn is not None else "") + f", path={self.path}"
+        return s + (f", backend={self.backend}" if self.backend else "")

@@ -17,7 +17,7 @@ from gan.errors import UserError
 from gan.layers.convnorm import ConvNorm2d
 
 NORMS = ("none", "spectral", "convnorm", "convnorm+spectral")
-CONVNORM_OPTIONS = ("affine_init", "bn")  # the ConvNorm2d arguments a model config may choose
+CONVNORM_OPTIONS = ("affine_init", "bn", "backend")  # the ConvNorm2d arguments a model config may choose
 
 
 def check_convnorm_options(options: dict[str, Any] | None) -> dict[str, Any]:
