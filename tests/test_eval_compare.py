@@ -162,9 +162,14 @@ def test_callback_on_other_ranks_takes_rank_zeros_fid_and_saves_the_best(tmp_pat
     monkeypatch.setattr(fidelity.GeneratorAdapter, "from_gan", staticmethod(lambda module, ema: None))
     monkeypatch.setattr(FidelityCallback, "reference", lambda self, trainer, module: None)
     saved: list[Path] = []
+
+    def save_checkpoint(path, weights_only):
+        assert weights_only is False  # the best checkpoint keeps optimizer state, so a run can resume from it
+        saved.append(path)
+
     trainer = SimpleNamespace(
         is_global_zero=False, strategy=SimpleNamespace(broadcast=lambda value, src: 12.5), callbacks=[],
-        default_root_dir=str(tmp_path), save_checkpoint=saved.append, should_stop=False, world_size=2,
+        default_root_dir=str(tmp_path), save_checkpoint=save_checkpoint, should_stop=False, world_size=2,
         global_rank=1,
     )
     module = SimpleNamespace(g_step=10, device="cpu")
