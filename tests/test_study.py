@@ -96,6 +96,17 @@ def test_study_skips_what_is_done_and_resumes_what_was_interrupted(study, capsys
     assert all(torch.equal(a[k], b[k]) for k in a)  # the resumed run ends where the uninterrupted one did
 
 
+def test_report_counts_only_runs_that_trained(tmp_path):
+    from gan.study.report import RunSummary, summary_table
+
+    stuck = RunSummary(tmp_path / "a-s0", "a", 0, g_steps=400, speed=3.0)
+    waiting = RunSummary(tmp_path / "a-s1", "a", 1)  # queued: folder made, nothing logged
+    learned = RunSummary(tmp_path / "b-s0", "b", 0, g_steps=400, separates_at=50)
+    table = summary_table({"a": [stuck, waiting], "b": [learned, RunSummary(tmp_path / "b-s1", "b", 1)]})
+    assert "| a | 1 | 400 | - | - | 3.00 | never |" in table
+    assert "| b | 1 | 400 | - | - | - | 50 |" in table
+
+
 def test_bad_grid_is_one_line(tmp_path, capsys):
     (tmp_path / "grid.yaml").write_text("base: nowhere.yaml\nseeds: [0]\nvariants: {a: {}}\n")
     assert main(["study", str(tmp_path / "grid.yaml")]) == 2

@@ -119,11 +119,11 @@ def summary_table(groups: dict[str, list[RunSummary]]) -> str:
               "D separates at step", "stuck after 200", "grad norm real / fake", "max layer σ"]
     rows = []
     for variant, runs in groups.items():
-        separations = [r.separates_at for r in runs]
-        separated = "never" if all(s is None for s in separations) else \
-            ", ".join("never" if s is None else str(s) for s in separations)
+        trained = [r for r in runs if r.g_steps > 0]  # a study still running has folders with nothing logged yet
+        separations = ["never" if r.separates_at is None else str(r.separates_at) for r in trained]
+        separated = "never" if separations and set(separations) == {"never"} else ", ".join(separations) or "-"
         rows.append([
-            variant, str(len(runs)), str(max(r.g_steps for r in runs)),
+            variant, str(len(trained)), str(max(r.g_steps for r in runs)),
             mean_std([r.final_fid for r in runs]), mean_std([r.best_fid(steps) for r in runs]),
             mean_std([r.speed for r in runs], 2), separated,
             percent(mean_std([None if r.stuck is None else 100 * r.stuck for r in runs], 0)),
