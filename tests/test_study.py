@@ -107,6 +107,24 @@ def test_report_counts_only_runs_that_trained(tmp_path):
     assert "| b | 1 | 400 | - | - | - | 50 |" in table
 
 
+def test_train_only_trains_and_a_plain_run_then_only_scores(tmp_path, tiny_extractor, capsys):
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    grid = {"name": "gpu", "base": str(tmp_path / "base.yaml"), "out_dir": str(tmp_path / "out"), "seeds": [0],
+            "variants": {"none": {"model.norm": "none"}},
+            "eval": {"curve": {"every": 4, "num_fake": 10, "num_real": 40, "feature_extractor": tiny_extractor},
+                     "final": {"num_fake": 10, "num_real": 40, "feature_extractor": tiny_extractor}}}
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(grid))
+    assert main(["study", str(tmp_path / "grid.yaml"), "--train-only", "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "start  none-s0-train" in out and "-final" not in out and "report:" not in out
+    run = tmp_path / "out" / "gpu" / "none-s0"
+    assert (run / "ckpt" / "last.ckpt").is_file() and not (run / "eval").exists()
+    assert main(["study", str(tmp_path / "grid.yaml"), "--dry-run"]) == 0
+    todo = [line for line in capsys.readouterr().out.splitlines() if line.startswith("would run: gan ")]
+    assert len(todo) == 2 and all(line.startswith("would run: gan eval ") for line in todo)  # g4 curve, final
+    assert main(["study", str(tmp_path / "grid.yaml"), "--train-only", "--report-only"]) == 2
+
+
 def test_bad_grid_is_one_line(tmp_path, capsys):
     (tmp_path / "grid.yaml").write_text("base: nowhere.yaml\nseeds: [0]\nvariants: {a: {}}\n")
     assert main(["study", str(tmp_path / "grid.yaml")]) == 2

@@ -4,7 +4,8 @@ run with ``gan eval`` under the grid's protocols, and write a report grouped by 
 Re-running the same command continues an interrupted study: finished runs and evaluations are skipped, an
 interrupted run resumes from its last checkpoint. Output: ``<out_dir>/<study>/<variant>-s<seed>/`` (one gan fit
 run each), ``configs/`` (each run's config), ``logs/`` (each job's output), ``report.md``, ``fid_vs_step.png``
-and ``spectral_norms.png``.
+and ``spectral_norms.png``. With ``--train-only`` it trains and stops: train where the GPU is (no Inception weights
+needed), copy the study folder back, and the same command without the flag scores and reports.
 """
 
 from __future__ import annotations
@@ -23,11 +24,15 @@ def main(argv: list[str]) -> int:
     p.add_argument("--out-dir", help="parent folder of studies (default: the grid's out_dir, checkpoints/studies)")
     p.add_argument("--dry-run", action="store_true", help="print the jobs still to do and stop")
     p.add_argument("--report-only", action="store_true", help="write the report from what is on disk")
+    p.add_argument("--train-only", action="store_true",
+                   help="train the runs and stop (score them later, e.g. on a machine with Inception weights)")
     args = p.parse_args(argv)
     if args.jobs is not None and args.jobs < 1:
         raise UserError(f"--jobs {args.jobs}: must be >= 1")
     if args.threads < 1:
         raise UserError(f"--threads {args.threads}: must be >= 1")
+    if args.train_only and args.report_only:
+        raise UserError("--train-only and --report-only exclude each other: train first, report after")
 
     from gan.study.grid import load_grid
     from gan.study.report import write_report
@@ -39,13 +44,13 @@ def main(argv: list[str]) -> int:
         jobs = args.jobs or default_jobs(args.threads)
         print(f"study {grid.name}: {len(grid.variants)} variants x {len(grid.seeds)} seeds in {grid.dir}, "
               f"{jobs} process(es) at once, {args.threads} thread(s) each", flush=True)
-        failed = execute(grid, jobs, args.threads, args.dry_run)
+        failed = execute(grid, jobs, args.threads, args.dry_run, evaluate=not args.train_only)
         if args.dry_run:
             return 0
-    run_dirs = [run.dir for run in grid.runs() if run.dir.is_dir()]
-    text = write_report(run_dirs, grid.dir, grid.name)
-    print(text)
-    print(f"report: {grid.dir / 'report.md'}")
+    if not args.train_only:
+        text = write_report([run.dir for run in grid.runs() if run.dir.is_dir()], grid.dir, grid.name)
+        print(text)
+        print(f"report: {grid.dir / 'report.md'}")
     if failed:
         print(f"{len(failed)} job(s) failed: " + ", ".join(str(job.log_path(grid)) for job in failed))
         return 1

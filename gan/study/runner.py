@@ -58,8 +58,9 @@ def eval_argv(ckpt: Path, protocol: dict, out: Path) -> list[str]:
     return argv
 
 
-def plan(grid: Grid, runs: list[Run]) -> list[Job]:
-    """The jobs still to do, in order: each run's training, or, once trained, its missing evaluations."""
+def plan(grid: Grid, runs: list[Run], evaluate: bool = True) -> list[Job]:
+    """The jobs still to do, in order: each run's training, or, once trained, its missing evaluations (none when
+    ``evaluate`` is off: training on a machine without Inception weights, scoring later on another)."""
     jobs = []
     for run in runs:
         steps = trained_steps(run)
@@ -69,6 +70,8 @@ def plan(grid: Grid, runs: list[Run]) -> list[Job]:
             if steps:
                 argv += ["--ckpt_path", str(run.dir / "ckpt" / "last.ckpt")]
             jobs.append(Job("train", run, argv, f"{run.name}-train" + ("-resume" if steps else "")))
+            continue
+        if not evaluate:
             continue
         for ckpt in sorted((run.dir / "ckpt").glob(CURVE_PATTERN)):
             step = int(ckpt.stem[1:])
@@ -105,12 +108,13 @@ def default_jobs(threads: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(threads, 1))
 
 
-def execute(grid: Grid, jobs_at_once: int, threads: int, dry_run: bool = False) -> list[Job]:
-    """Run every job of the study; returns the failed ones."""
+def execute(grid: Grid, jobs_at_once: int, threads: int, dry_run: bool = False,
+            evaluate: bool = True) -> list[Job]:
+    """Run every job of the study (only the training ones unless ``evaluate``); returns the failed ones."""
     runs = grid.runs()
     write_configs(grid, runs)
     if dry_run:
-        for job in plan(grid, runs):
+        for job in plan(grid, runs, evaluate):
             print(f"would run: gan {' '.join(job.argv)}")
         return []
     (grid.dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -118,7 +122,7 @@ def execute(grid: Grid, jobs_at_once: int, threads: int, dry_run: bool = False) 
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     running: dict[str, tuple[Job, subprocess.Popen, float, int]] = {}
     failed: dict[str, Job] = {}
-    todo = plan(grid, runs)
+    todo = plan(grid, runs, evaluate)
     while True:
         training = {job.run.name for job, *_ in running.values() if job.kind == "train"}
         ready = [j for j in todo if j.label not in running and j.label not in failed and j.run.name not in training]
@@ -144,5 +148,6 @@ def execute(grid: Grid, jobs_at_once: int, threads: int, dry_run: bool = False) 
                 failed[label] = job
         if finished:  # a finished job changes what is left to do for runs with nothing running
             busy = {job.run.name for job, *_ in running.values()}
-            todo = [j for j in todo if j.run.name in busy] + plan(grid, [r for r in runs if r.name not in busy])
+            idle = [r for r in runs if r.name not in busy]
+            todo = [j for j in todo if j.run.name in busy] + plan(grid, idle, evaluate)
     return list(failed.values())
