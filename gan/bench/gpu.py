@@ -204,9 +204,10 @@ def captured_matches_eager(settings: Settings) -> dict[str, float]:
     runs = {}
     for name, cuda_graphs, perturb in (("eager", False, 0.0), ("captured", True, 0.0), ("control", False, 1e-7)):
         model, batch = settings.model("cnn", "convnorm", cuda_graphs=cuda_graphs)
-        with torch.no_grad():
-            for p in model.parameters():
-                p.mul_(1 + perturb * torch.randn(p.shape, generator=torch.Generator().manual_seed(0)).to(p))
+        if perturb:
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.mul_(1 + perturb * torch.randn(p.shape, generator=torch.Generator().manual_seed(0)).to(p))
         fit_timed(model, random_images(batch, model.image_size, model.channels), g_steps=8)
         runs[name] = model
     captured, control = differences(runs["eager"], runs["captured"]), differences(runs["eager"], runs["control"])
