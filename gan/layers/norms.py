@@ -42,7 +42,7 @@ def check_norm(kind: str) -> str:
 def normalize_layer(layer: nn.Module, kind: str, convnorm: dict[str, Any] | None = None) -> nn.Module:
     """The normalized replacement of one ``nn.Conv2d`` / ``nn.Linear`` (other modules are returned unchanged).
 
-    ``convnorm`` holds ConvNorm2d options (``affine_init``, ``bn``) for the convnorm kinds.
+    ``convnorm`` holds ConvNorm2d options (``affine_init``, ``bn``, ``backend``) for the convnorm kinds.
     """
     check_norm(kind)
     spectral = kind in ("spectral", "convnorm+spectral")
