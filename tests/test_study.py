@@ -123,6 +123,10 @@ def test_train_only_trains_and_a_plain_run_then_only_scores(tmp_path, tiny_extra
     todo = [line for line in capsys.readouterr().out.splitlines() if line.startswith("would run: gan ")]
     assert len(todo) == 2 and all(line.startswith("would run: gan eval ") for line in todo)  # g4 curve, final
     assert main(["study", str(tmp_path / "grid.yaml"), "--train-only", "--report-only"]) == 2
+    assert main(["compare", str(run), "--group", str(tmp_path / "report")]) == 0  # no curve, no spectral monitor
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "| none | 1 | 4 |" in text and "spectral norms of D" not in text and ".png" not in text
+    assert not list((tmp_path / "report").glob("*.png"))
 
 
 def test_bad_grid_is_one_line(tmp_path, capsys):

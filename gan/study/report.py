@@ -185,13 +185,15 @@ def plot_spectral(groups: dict[str, list[RunSummary]], out: Path) -> Path:
 
 
 def write_report(run_dirs: list[Path], out_dir: Path, title: str) -> str:
-    """``report.md``, ``fid_vs_step.png`` and ``spectral_norms.png`` in ``out_dir``; returns the markdown."""
+    """``report.md`` in ``out_dir``, with ``fid_vs_step.png`` and ``spectral_norms.png`` where the runs logged a
+    FID curve and spectral norms (a grid without them gets no empty plot or table); returns the markdown."""
     runs = [summarize_run(p) for p in run_dirs]
     groups = group(runs)
     final_protocol, curve_protocol = protocols(runs)
-    fid_plot = plot_fid_bands(groups, out_dir / "fid_vs_step.png", f"{title}: FID vs G step ({curve_protocol})")
-    spectral_plot = plot_spectral(groups, out_dir / "spectral_norms.png")
-    text = "\n".join([
+    has_curve = any(common_steps(variant_runs) for variant_runs in groups.values())
+    has_spectral = any(r.spectral for r in runs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = [
         f"# {title}", "",
         summary_table(groups), "",
         f"final FID: {final_protocol}. best FID: lowest point of the curve ({curve_protocol}). "
@@ -199,8 +201,14 @@ def write_report(run_dirs: list[Path], out_dir: Path, title: str) -> str:
         "stuck: share of logged steps after 200 with |D(real) - D(fake)| < 0.05. Gradient norms: "
         "||grad_x D(x)|| at the last measurement (mean over images). max layer σ: largest final per-layer "
         "spectral norm of D.", "",
-        "## Final per-layer spectral norms of D", "", spectral_table(groups), "",
-        f"![FID vs G step]({fid_plot.name})", "", f"![spectral norms]({spectral_plot.name})", "",
-    ])
+    ]
+    if has_spectral:
+        lines += ["## Final per-layer spectral norms of D", "", spectral_table(groups), ""]
+    if has_curve:
+        plot = plot_fid_bands(groups, out_dir / "fid_vs_step.png", f"{title}: FID vs G step ({curve_protocol})")
+        lines += [f"![FID vs G step]({plot.name})", ""]
+    if has_spectral:
+        lines += [f"![spectral norms]({plot_spectral(groups, out_dir / 'spectral_norms.png').name})", ""]
+    text = "\n".join(lines)
     (out_dir / "report.md").write_text(text)
     return text
