@@ -46,3 +46,5 @@ def test_study_grid_expands_into_configs_that_parse(grid, tmp_path, monkeypatch,
         resolved = printed_config(path, capsys)
         assert resolved["model"]["norm"] == run.config["model"]["norm"], run.name
         assert resolved["seed_everything"] == resolved["model"]["seed"] == run.seed
+        monitors = {c["class_path"].rsplit(".", 1)[1] for c in resolved["trainer"]["callbacks"]}
+        assert {"SpectralNormMonitor", "GradientNormMonitor"} <= monitors, run.name  # every study run logs both
