@@ -1,13 +1,15 @@
 """Training images in [-1, 1]: one builder for every dataset and one LightningDataModule with a resumable loader.
 
-``build_dataset(name, root, split, image_size, channels)`` returns a Dataset whose items are ``(image, label)``
-with ``image`` a float C x H x W tensor in [-1, 1]. Torchvision datasets download into ``root`` when there is a
-network; Fashion-MNIST is also taken from the Debian package ``dataset-fashion-mnist`` with no network.
+``build_dataset(name, root, split, image_size, channels)`` returns a Dataset whose items are ``(image, label)`` with
+``image`` a float C x H x W tensor in [-1, 1]. :func:`dataset_classes` says how many classes its labels name (None:
+it has no labels), which a conditional model checks at setup (:func:`check_classes`). Torchvision datasets download
+into ``root`` when there is a network; Fashion-MNIST is also taken from the Debian package ``dataset-fashion-mnist``
+with no network.
 
-Training batches come from :class:`ResumableLoader`: an endless shuffled stream (reshuffled each pass with
-``seed + epoch``) that counts the batches it has handed out and saves that count in Lightning checkpoints, so a
-resumed run sees exactly the batches the uninterrupted run would have seen. Under DDP rank r takes batches
-r, r + W, r + 2W, ... of the one global stream (Lightning's sampler injection is off: ``use_distributed_sampler``).
+Training batches come from :class:`ResumableLoader`: an endless shuffled stream (reshuffled each pass with ``seed +
+epoch``) that counts the batches it has handed out and saves that count in Lightning checkpoints, so a resumed run
+sees exactly the batches the uninterrupted run would have seen. Under DDP rank r takes batches r, r + W, r + 2W, ...
+of the one global stream (Lightning's sampler injection is off: ``use_distributed_sampler``).
 """
 
 from __future__ import annotations
@@ -61,8 +63,13 @@ def image_transform(image_size: int, channels: int) -> transforms.Compose:
     ])
 
 
-class ImageFolderFlat(Dataset):
-    """Every image file under ``root`` (any nesting), sorted by path; label 0."""
+class ImageFolderDataset(Dataset):
+    """Every image file under ``root`` (any nesting), sorted by path.
+
+    When every image sits inside a top-level subfolder (torchvision's ImageFolder layout), the subfolders are the
+    classes (sorted by name) and an image's label is its subfolder's index; otherwise the folder is unlabelled
+    (``classes`` None, label 0). Either way the images come in the same order.
+    """
 
     def __init__(self, root: str | os.PathLike, transform: transforms.Compose) -> None:
         self.root, self.transform = Path(root), transform
@@ -75,6 +82,10 @@ class ImageFolderFlat(Dataset):
                 "point data.root at a folder that contains some"
             )
         self._check_readable()
+        tops = [path.relative_to(self.root).parts for path in self.files]
+        self.classes = sorted({parts[0] for parts in tops}) if all(len(parts) > 1 for parts in tops) else None
+        index = {name: i for i, name in enumerate(self.classes or ())}
+        self.targets = [index[parts[0]] if self.classes else 0 for parts in tops]
 
     def _check_readable(self) -> None:
         """Decode every file once now, so a damaged image stops the run here with its name, not mid-training."""
@@ -97,23 +108,33 @@ class ImageFolderFlat(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         with Image.open(self.files[index]) as image:
-            return self.transform(image), 0
+            return self.transform(image), self.targets[index]
 
 
 class SyntheticImages(Dataset):
-    """Deterministic smooth random images (low-resolution noise, upsampled, squashed into [-1, 1]) for tests."""
+    """Deterministic smooth random images (low-resolution noise, upsampled, squashed into [-1, 1]) for tests.
 
-    def __init__(self, num_samples: int, image_size: int, channels: int, seed: int = 0) -> None:
+    With ``num_classes``, image i has label ``i % num_classes`` and its brightness shifted by its class (so the
+    classes differ); without, every label is 0 and the images are those of an unlabelled set of the same seed.
+    """
+
+    def __init__(self, num_samples: int, image_size: int, channels: int, seed: int = 0,
+                 num_classes: int | None = None) -> None:
         g = torch.Generator().manual_seed(seed)
         low = torch.randn(num_samples, channels, 4, 4, generator=g)
         up = torch.nn.functional.interpolate(low, size=(image_size, image_size), mode="bilinear", align_corners=False)
+        self.classes = None if num_classes is None else [str(k) for k in range(num_classes)]
+        self.targets = [i % num_classes if num_classes else 0 for i in range(num_samples)]
+        if num_classes:
+            shift = torch.tensor(self.targets, dtype=up.dtype) / max(num_classes - 1, 1) * 2 - 1
+            up = up + shift[:, None, None, None]
         self.images = torch.tanh(2 * up)
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        return self.images[index], 0
+        return self.images[index], self.targets[index]
 
 
 def default_split(name: str) -> str:
@@ -124,6 +145,52 @@ def default_split(name: str) -> str:
 def item_image(item: Tensor | tuple | list) -> Tensor:
     """The image of a dataset item or batch: items are ``(image, label)`` here, other datasets may give the image."""
     return item[0] if isinstance(item, tuple | list) else item
+
+
+def item_label(item: Tensor | tuple | list) -> Tensor | int | None:
+    """The label of a dataset item or batch (None when the items are bare images)."""
+    return item[1] if isinstance(item, tuple | list) and len(item) > 1 else None
+
+
+def dataset_classes(dataset: Dataset) -> int | None:
+    """How many classes the dataset's labels name; None for an unlabelled set (STL-10's ``unlabeled`` split, a
+    flat image folder, synthetic images made without classes)."""
+    if isinstance(dataset, datasets.STL10) and dataset.split != "train" and dataset.split != "test":
+        return None  # "unlabeled" (-1 labels) and "train+unlabeled" (a mix)
+    classes = getattr(dataset, "classes", None)
+    return len(classes) if classes else None
+
+
+def dataset_labels(dataset: Dataset) -> list[int] | None:
+    """Every item's label without decoding an image (torchvision keeps them in ``targets`` or ``labels``)."""
+    for name in ("targets", "labels"):
+        labels = getattr(dataset, name, None)
+        if labels is not None:
+            return [int(y) for y in labels]
+    return None
+
+
+def check_classes(dataset: Dataset, num_classes: int | None, name: str, split: str | None) -> None:
+    """A conditional model (``model.num_classes``) needs a labelled dataset with exactly that many classes, every
+    label in ``[0, num_classes)``; UserError naming both otherwise. Unconditional models take any dataset."""
+    if num_classes is None:
+        return
+    where = f"data.name={name}" + (f" (split {split})" if name in _TORCHVISION else "")
+    found = dataset_classes(dataset)
+    if found is None:
+        fix = "use its labelled split (data.split=train)" if name == "stl10" else (
+            "put each class's images in its own subfolder of data.root" if name == "folder" else
+            "use a labelled dataset")
+        raise UserError(f"{where} has no class labels, but model.num_classes={num_classes} asks for a conditional "
+                        f"model; {fix}, or set model.num_classes null")
+    if found != num_classes:
+        raise UserError(f"{where} has {found} classes but model.num_classes={num_classes}; set model.num_classes "
+                        f"{found}")
+    labels = dataset_labels(dataset) or []
+    bad = [y for y in labels if not 0 <= y < num_classes]
+    if bad:
+        raise UserError(f"{where}: {len(bad)} labels lie outside 0..{num_classes - 1} (first: {bad[0]}); fix the "
+                        "dataset's labels or model.num_classes")
 
 
 def unpack_debian_fashion_mnist(root: str | os.PathLike, source: Path | None = None) -> bool:
@@ -171,21 +238,23 @@ def build_dataset(
     download: bool = True,
     num_samples: int = 1024,
     seed: int = 0,
+    num_classes: int | None = None,
 ) -> Dataset:
     """The dataset ``name`` (see DATASETS); split "train"/"test" (stl10: "unlabeled", "train", "test"; None: the
     :func:`default_split`).
 
-    ``folder`` reads every image under ``root``; ``synthetic`` makes ``num_samples`` images from ``seed``.
+    ``folder`` reads every image under ``root`` (one class per top-level subfolder when all images are in one);
+    ``synthetic`` makes ``num_samples`` images from ``seed``, labelled with ``num_classes`` classes when given.
     """
     if name not in DATASETS:
         raise UserError(f"data.name={name!r} is unknown; choose one of: {', '.join(DATASETS)}")
     if channels not in (1, 3):
         raise UserError(f"channels={channels} is not supported; use 1 (grey) or 3 (RGB)")
     if name == "synthetic":
-        return SyntheticImages(num_samples, image_size, channels, seed)
+        return SyntheticImages(num_samples, image_size, channels, seed, num_classes)
     transform = image_transform(image_size, channels)
     if name == "folder":
-        return ImageFolderFlat(root, transform)
+        return ImageFolderDataset(root, transform)
     split = split or default_split(name)
     splits = ("unlabeled", "train", "test", "train+unlabeled") if name == "stl10" else ("train", "test")
     if split not in splits:
@@ -261,6 +330,8 @@ class GANDataModule(pl.LightningDataModule):
         download: let torchvision download a missing dataset.
         num_samples: size of the ``synthetic`` dataset.
         seed: shuffling seed of the batch stream.
+        num_classes: the conditional model's class count (``gan fit`` links it to ``model.num_classes``): setup
+            checks the dataset's labels against it; ``synthetic`` data is made with that many classes.
     """
 
     def __init__(
@@ -275,6 +346,7 @@ class GANDataModule(pl.LightningDataModule):
         download: bool = True,
         num_samples: int = 1024,
         seed: int = 0,
+        num_classes: int | None = None,
     ) -> None:
         super().__init__()
         for field, value, minimum in (("image_size", image_size, 1), ("batch_size", batch_size, 1),
@@ -289,7 +361,9 @@ class GANDataModule(pl.LightningDataModule):
             self.dataset = build_dataset(
                 h.name, root=h.root, split=h.split or default_split(h.name), image_size=h.image_size,
                 channels=h.channels, download=h.download, num_samples=h.num_samples, seed=h.seed,
+                num_classes=h.num_classes,
             )
+            check_classes(self.dataset, h.num_classes, h.name, h.split or default_split(h.name))
 
     def train_dataloader(self) -> ResumableLoader:
         self.setup()

@@ -5,12 +5,16 @@ One ``training_step`` is one SNGAN iteration: ``n_dis`` discriminator steps, eac
 ``dataloader_iter``, then one generator step. So Lightning's batch index counts G steps, while
 ``trainer.global_step`` counts every optimizer step (``n_dis + 1`` per iteration): schedules follow ``g_step``.
 
-A checkpoint holds ``g_step`` at the top level and the hparams, so ``GAN.load_from_checkpoint`` rebuilds it. The
-run folder ``gan fit`` writes is described in ``gan.runs``.
+A checkpoint holds ``g_step`` at the top level and the hparams, so ``GAN.load_from_checkpoint`` rebuilds it. The run
+folder ``gan fit`` writes is described in ``gan.runs``.
 
-Exact resume: the G-step counter is saved in checkpoints; the latent noise of step t is drawn from a generator
-seeded by (seed, rank, t); the data stream position is saved by ``gan.data.ResumableLoader``; the LR schedule is a
-function of ``g_step``; Adam states, EMA weights and ConvNorm/SN buffers are in the state dict.
+Conditional models (``num_classes``): D steps score real images with their labels and fakes with labels drawn
+uniformly, the G step draws its labels uniformly too; those labels come from the same seeded stream as the latents
+(each latent batch, then its labels), so an unconditional run draws exactly what it drew before.
+
+Exact resume: the G-step counter is saved in checkpoints; the latent noise (and fake labels) of step t is drawn from
+a generator seeded by (seed, rank, t); the data stream position is saved by ``gan.data.ResumableLoader``; the LR
+schedule is a function of ``g_step``; Adam states, EMA weights and ConvNorm/SN buffers are in the state dict.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from torch import Tensor, nn
 from gan.acceleration import check_compile_mode, check_switches
 from gan.capture import CapturedStep, set_capturable, set_learning_rate
 from gan.checkpoint_io import load_checkpoint_file
-from gan.data import item_image
+from gan.data import item_image, item_label
 from gan.divergence import EXPLODING_LOSS, DivergedError, LossWatch, nonfinite
 from gan.errors import UserError
 from gan.loggers import send_metrics
@@ -76,10 +80,12 @@ def latent_seed(seed: int, rank: int, g_step: int) -> int:
 
 
 class GAN(pl.LightningModule):
-    """Unconditional GAN with an SNGAN training loop.
+    """SNGAN training loop for an unconditional or a class-conditional GAN.
 
     Args:
         arch: "cnn" or "resnet"; image_size, channels: the images G makes and D reads.
+        num_classes: None for an unconditional GAN; a class count makes it class-conditional (conditional BatchNorm
+            in G, a projection D), trained on the dataset's labels.
         z_dim: latent size; g_width, d_width: model widths (None: the architecture's paper width).
         norm: discriminator normalization, none | spectral | convnorm | convnorm+spectral.
         convnorm: the ConvNorm variant for the convnorm kinds, e.g. ``{affine_init: identity, bn: false}``
@@ -107,6 +113,7 @@ class GAN(pl.LightningModule):
         arch: str = "resnet",
         image_size: int = 32,
         channels: int = 3,
+        num_classes: int | None = None,
         z_dim: int = 128,
         g_width: int | None = None,
         d_width: int | None = None,
@@ -143,9 +150,9 @@ class GAN(pl.LightningModule):
         check_compile_mode(compile)
         self.save_hyperparameters()
         self.automatic_optimization = False
-        self.z_dim, self.image_size, self.channels = z_dim, image_size, channels
-        self.generator = build_generator(arch, image_size, channels, z_dim, g_width)
-        self.discriminator = build_discriminator(arch, image_size, channels, norm, d_width, convnorm)
+        self.z_dim, self.image_size, self.channels, self.num_classes = z_dim, image_size, channels, num_classes
+        self.generator = build_generator(arch, image_size, channels, z_dim, g_width, num_classes)
+        self.discriminator = build_discriminator(arch, image_size, channels, norm, d_width, convnorm, num_classes)
         self._d_batch_stats = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.discriminator.modules())
         self.generator_ema: nn.Module | None = None
         if ema:
@@ -179,12 +186,20 @@ class GAN(pl.LightningModule):
         z = torch.randn(n, self.z_dim, generator=generator, device=device, pin_memory=pin)
         return z.to(self.device, non_blocking=True)
 
+    def sample_labels(self, n: int, generator: torch.Generator | None = None) -> Tensor | None:
+        """n class labels drawn uniformly (on ``generator``, as :meth:`sample_z`); None for an unconditional GAN."""
+        if self.num_classes is None:
+            return None
+        device = generator.device if generator is not None else self.device
+        return torch.randint(self.num_classes, (n,), generator=generator, device=device).to(self.device)
+
     @torch.no_grad()
-    def generate(self, z: Tensor, ema: bool = True) -> Tensor:
-        """Images in [-1, 1] from latents ``z``: the EMA generator when there is one and ``ema``, in eval mode."""
+    def generate(self, z: Tensor, y: Tensor | None = None, ema: bool = True) -> Tensor:
+        """Images in [-1, 1] from latents ``z`` (and class labels ``y`` for a conditional GAN): the EMA generator
+        when there is one and ``ema``, in eval mode."""
         g = self.generator_ema if (ema and self.generator_ema is not None) else self.generator
         with eval_mode(g):
-            return g(z.to(self.device)).clamp(-1, 1)
+            return g(z.to(self.device), None if y is None else y.to(self.device)).clamp(-1, 1)
 
     # ---- Lightning hooks --------------------------------------------------------------------------------------
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
@@ -236,12 +251,20 @@ class GAN(pl.LightningModule):
         """From now on the D and G steps warm up, are recorded as CUDA graphs and replayed (model.cuda_graphs)."""
         self._captured = (CapturedStep(self._discriminator_step), CapturedStep(self._generator_step))
 
-    def _next_real(self, dataloader_iter: Iterator) -> Tensor:
+    def _next_real(self, dataloader_iter: Iterator) -> tuple[Tensor, Tensor | None]:
+        """The next real batch on the device, with its labels for a conditional GAN (else None)."""
         batch, _, _ = next(dataloader_iter)
         images = item_image(batch)
+        labels = item_label(batch).to(self.device, non_blocking=True) if self.num_classes is not None else None
         if self.hparams.channels_last:
-            return images.to(self.device, non_blocking=True, memory_format=torch.channels_last)
-        return images.to(self.device, non_blocking=True)
+            return images.to(self.device, non_blocking=True, memory_format=torch.channels_last), labels
+        return images.to(self.device, non_blocking=True), labels
+
+    def _fakes(self, n: int) -> tuple[Tensor, ...]:
+        """The next n latents of the step's stream and, for a conditional GAN, their labels (drawn after them)."""
+        z = self.sample_z(n, self._noise)
+        y = self.sample_labels(n, self._noise)
+        return (z,) if y is None else (z, y)
 
     def training_step(self, dataloader_iter: Iterator) -> None:
         h = self.hparams
@@ -254,9 +277,10 @@ class GAN(pl.LightningModule):
         self._noise.manual_seed(latent_seed(h.seed, self.global_rank, self._g_step))
         d_step, g_step = self._captured or (self._discriminator_step, self._generator_step)
         for _ in range(h.n_dis):
-            real = self._next_real(dataloader_iter)
-            d_loss, d_real, d_fake = d_step(real, self.sample_z(real.shape[0], self._noise))
-        (g_loss,) = g_step(self.sample_z(h.g_batch_size or real.shape[0], self._noise), real)
+            real, real_y = self._next_real(dataloader_iter)
+            reals = (real,) if real_y is None else (real, real_y)
+            d_loss, d_real, d_fake = d_step(*reals, *self._fakes(real.shape[0]))
+        (g_loss,) = g_step(*reals, *self._fakes(h.g_batch_size or real.shape[0]))
         if self._direct_steps:
             self._count_direct_steps()
         self._g_step += 1
@@ -289,25 +313,37 @@ class GAN(pl.LightningModule):
         else:
             self.manual_backward(loss)
 
-    def _discriminator_step(self, real: Tensor, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """One D update on ``real`` and G(``z``); returns D's loss and its logits of the real and fake images."""
+    def _split(self, *tensors: Tensor) -> tuple[tuple[Tensor, Tensor | None], tuple[Tensor, Tensor | None]]:
+        """A step's inputs ``(real[, real_y], z[, fake_y])`` as (real, real_y), (z, fake_y): the labels are passed
+        only for a conditional GAN (a CUDA graph's inputs must all be tensors)."""
+        if self.num_classes is None:
+            return (tensors[0], None), (tensors[1], None)
+        return (tensors[0], tensors[1]), (tensors[2], tensors[3])
+
+    def _discriminator_step(self, *inputs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One D update on the real batch and G's images of the latents (``real[, real_y], z[, fake_y]``, labels for
+        a conditional GAN); returns D's loss and its logits of the real and fake images."""
+        (real, real_y), (z, fake_y) = self._split(*inputs)
         generator, discriminator = self._train_nets
         opt_d = self._optimizer(1)
         with torch.no_grad():
-            fake = generator(z)
-        d_real, d_fake = discriminator(torch.cat([real, fake])).split([real.shape[0], fake.shape[0]])
+            fake = generator(z, fake_y)
+        labels = None if real_y is None else torch.cat([real_y, fake_y])
+        d_real, d_fake = discriminator(torch.cat([real, fake]), labels).split([real.shape[0], fake.shape[0]])
         d_loss = self.d_loss_fn(d_real, d_fake)
         opt_d.zero_grad(set_to_none=True)
         self._backward(d_loss)
         opt_d.step()
         return d_loss, d_real, d_fake
 
-    def _generator_step(self, z: Tensor, real: Tensor) -> tuple[Tensor]:
-        """One G update on G(``z``) (``real`` only matters to a D with batch statistics); returns G's loss."""
+    def _generator_step(self, *inputs: Tensor) -> tuple[Tensor]:
+        """One G update on G's images of the latents (inputs as the D step's; the real batch only matters to a D
+        with batch statistics); returns G's loss."""
+        (real, real_y), (z, fake_y) = self._split(*inputs)
         generator, _ = self._train_nets
         opt_g = self._optimizer(0)
         with self.toggled_optimizer(opt_g):  # D's weights need no gradient in the G step
-            g_loss = self.g_loss_fn(self._score_fakes(generator(z), real))
+            g_loss = self.g_loss_fn(self._score_fakes(generator(z, fake_y), fake_y, real, real_y))
             opt_g.zero_grad(set_to_none=True)
             self._backward(g_loss)
             opt_g.step()
@@ -336,12 +372,13 @@ class GAN(pl.LightningModule):
         """``here`` agreed by every rank (a rank that stopped alone would leave the others waiting)."""
         return self.trainer.strategy.reduce_boolean_decision(here, all=False)
 
-    def _score_fakes(self, fake: Tensor, real: Tensor) -> Tensor:
+    def _score_fakes(self, fake: Tensor, fake_y: Tensor | None, real: Tensor, real_y: Tensor | None) -> Tensor:
         """D's logits of ``fake`` in the G step; a D with batch statistics sees them beside ``real``, as in D steps."""
         discriminator = self._train_nets[1]
         if not self._d_batch_stats:
-            return discriminator(fake)
-        return discriminator(torch.cat([real, fake]))[real.shape[0]:]
+            return discriminator(fake, fake_y)
+        labels = None if fake_y is None else torch.cat([real_y, fake_y])
+        return discriminator(torch.cat([real, fake]), labels)[real.shape[0]:]
 
     def on_train_batch_end(self, *args) -> None:
         # DDP broadcasts rank 0's buffers (BN statistics, EMA copies) at the start of each step; doing it again at the

@@ -116,7 +116,8 @@ def fit(tmp_path: Path, ckpt_path: Path | None = None, callbacks: tuple = (), tr
                    logger=pl.loggers.CSVLogger(tmp_path, name="", version=""))
     runner = pl.Trainer(**{**options, **(trainer or {})},
                         callbacks=[GStepCheckpoint(tmp_path / "ckpt", 2), *callbacks])
-    runner.fit(model, datamodule=GANDataModule(**TINY_DATA), ckpt_path=ckpt_path)
+    data = GANDataModule(**TINY_DATA, num_classes=model.num_classes)  # as gan fit links them
+    runner.fit(model, datamodule=data, ckpt_path=ckpt_path)
     return model, runner
 
 

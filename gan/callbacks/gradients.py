@@ -24,18 +24,19 @@ import torch
 from torch import Tensor, nn
 
 from gan.callbacks.schedule import GStepCallback
-from gan.data import item_image
+from gan.data import item_image, item_label
 from gan.loggers import send_metrics
 from gan.module import GAN
 from gan.runs import GRADIENT_LOG, append_jsonl
 from gan.validate import at_least
 
 
-def input_gradient_norms(discriminator: nn.Module, images: Tensor) -> Tensor:
-    """||d D(x_i) / d x_i||_2 for every image (one backward of the summed outputs)."""
+def input_gradient_norms(discriminator: nn.Module, images: Tensor, labels: Tensor | None = None) -> Tensor:
+    """||d D(x_i) / d x_i||_2 for every image (one backward of the summed outputs; ``labels`` for a conditional
+    D)."""
     x = images.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        (grad,) = torch.autograd.grad(discriminator(x).sum(), x)
+        (grad,) = torch.autograd.grad(discriminator(x, labels).sum(), x)
     return grad.flatten(1).norm(dim=1)
 
 
@@ -43,7 +44,9 @@ class GradientNormMonitor(GStepCallback):
     """Every ``every_n_g_steps`` G steps, the norm of D's input gradient on ``num_images`` real and fake images.
 
     The real images are a fixed random subset of the training dataset, the fakes come from fixed latents through
-    the (non-EMA) generator in eval mode: both drawn from ``seed`` alone, the same at every measurement.
+    the (non-EMA) generator in eval mode: both drawn from ``seed`` alone, the same at every measurement. A
+    conditional D scores the real images with their labels and the fakes with the labels they were made for
+    (drawn uniformly from ``seed``, after the latents).
     """
 
     def __init__(self, every_n_g_steps: int = 1000, num_images: int = 64, seed: int = 0,
@@ -52,12 +55,16 @@ class GradientNormMonitor(GStepCallback):
         at_least("GradientNormMonitor.num_images", num_images, 1)
         self.num, self.seed, self.dirpath = num_images, seed, dirpath
         self.real: Tensor | None = None
+        self.real_labels: Tensor | None = None
         self.history: list[dict] = []
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: GAN) -> None:
         dataset = trainer.datamodule.dataset
         picked = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(self.seed))[: self.num]
-        self.real = torch.stack([item_image(dataset[int(i)]) for i in picked])
+        items = [dataset[int(i)] for i in picked]
+        self.real = torch.stack([item_image(item) for item in items])
+        if pl_module.num_classes is not None:
+            self.real_labels = torch.tensor([int(item_label(item)) for item in items])
 
     def on_g_step(self, trainer: pl.Trainer, pl_module: GAN) -> None:
         if trainer.is_global_zero:
@@ -65,13 +72,17 @@ class GradientNormMonitor(GStepCallback):
 
     def measure(self, trainer: pl.Trainer, pl_module: GAN) -> dict[str, float]:
         real = self.real.to(pl_module.device)
-        z = pl_module.sample_z(len(real), torch.Generator().manual_seed(self.seed))
-        fake = pl_module.generate(z, ema=False)
+        noise = torch.Generator().manual_seed(self.seed)
+        z = pl_module.sample_z(len(real), noise)
+        fake_y = pl_module.sample_labels(len(real), noise)
+        real_y = None if self.real_labels is None else self.real_labels.to(pl_module.device)
+        fake = pl_module.generate(z, fake_y, ema=False)
         d = copy.deepcopy(pl_module.discriminator).train()
         if pl_module._d_batch_stats:  # batch statistics: score real and fake together, as in the D step
-            grads = input_gradient_norms(d, torch.cat([real, fake])).split([len(real), len(fake)])
+            labels = None if real_y is None else torch.cat([real_y, fake_y])
+            grads = input_gradient_norms(d, torch.cat([real, fake]), labels).split([len(real), len(fake)])
         else:
-            grads = input_gradient_norms(d, real), input_gradient_norms(d, fake)
+            grads = input_gradient_norms(d, real, real_y), input_gradient_norms(d, fake, fake_y)
         row = {"g_step": pl_module.g_step}
         for kind, norms in zip(("real", "fake"), grads):
             row[f"grad/{kind}_mean"], row[f"grad/{kind}_max"] = norms.mean().item(), norms.max().item()

@@ -15,17 +15,28 @@ from gan.callbacks.schedule import GStepCallback
 from gan.module import GAN
 
 
-def save_grid(images: torch.Tensor, path: str | Path) -> Path:
-    """Write images in [-1, 1] as one square-ish PNG grid (parents created)."""
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
+    """Write images in [-1, 1] as one PNG grid of ``nrow`` images per row (default: square-ish; parents
+    created)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(images.float().cpu(), path, nrow=math.ceil(math.sqrt(len(images))), normalize=True, value_range=(-1, 1))
+    nrow = nrow or math.ceil(math.sqrt(len(images)))
+    save_image(images.float().cpu(), path, nrow=nrow, normalize=True, value_range=(-1, 1))
     return path
+
+
+def class_grid_inputs(module: GAN, per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latents and labels of a class grid: row k is class k, every row the same ``per_class`` latents (so rows
+    differ by class alone); drawn from ``seed``."""
+    z = module.sample_z(per_class, torch.Generator().manual_seed(seed))
+    classes = torch.arange(module.num_classes, device=z.device)
+    return z.repeat(module.num_classes, 1), classes.repeat_interleave(per_class)
 
 
 class SampleGrid(GStepCallback):
     """Writes ``dirpath/g<g_step>.png`` from ``num`` fixed latents every ``every_n_g_steps`` G steps and at the end
-    (EMA generator when there is one)."""
+    (EMA generator when there is one). A conditional GAN's grid has one row per class, each row the same
+    ``ceil(num / num_classes)`` latents."""
 
     def __init__(self, dirpath: str | Path, every_n_g_steps: int = 1000, num: int = 64, seed: int = 0) -> None:
         super().__init__(every_n_g_steps)
@@ -34,8 +45,14 @@ class SampleGrid(GStepCallback):
 
     @rank_zero_only
     def write(self, module: GAN) -> Path:
-        z = module.sample_z(self.num, torch.Generator().manual_seed(self.seed))
-        self.last_path = save_grid(module.generate(z), self.dirpath / f"g{module.g_step:07d}.png")
+        path = self.dirpath / f"g{module.g_step:07d}.png"
+        if module.num_classes is None:
+            z = module.sample_z(self.num, torch.Generator().manual_seed(self.seed))
+            self.last_path = save_grid(module.generate(z), path)
+        else:
+            per_class = math.ceil(self.num / module.num_classes)
+            self.last_path = save_grid(module.generate(*class_grid_inputs(module, per_class, self.seed)), path,
+                                       nrow=per_class)
         return self.last_path
 
     def on_g_step(self, trainer: pl.Trainer, pl_module: GAN) -> None:

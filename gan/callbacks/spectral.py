@@ -1,8 +1,9 @@
 """Per-layer spectral norms of the discriminator during training: the quantity ConvNorm's paper says it lowers.
 
 Exact circular spectral norms (``gan.layers.spectrum``) of every conv of D (plain, SN or ConvNorm, its affine kernel
-included) and the largest singular value of every linear layer, logged against the generator step as
-``spectral/<layer>``, appended to ``<run>/spectral_norms.jsonl`` and drawn in ``<run>/spectral_norms.png``.
+included) and the largest singular value of every linear layer and of a projection D's class embedding, logged
+against the generator step as ``spectral/<layer>``, appended to ``<run>/spectral_norms.jsonl`` and drawn in
+``<run>/spectral_norms.png``.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from gan.plots import png_figure
 from gan.runs import SPECTRAL_LOG, append_jsonl
 
 
-def conv_input_sizes(model: nn.Module, example: torch.Tensor) -> dict[str, tuple[int, int]]:
-    """Spatial input size of every conv in ``model`` for ``example``, found by one side-effect-free forward."""
+def conv_input_sizes(model: nn.Module, example: torch.Tensor, labels: torch.Tensor | None = None
+                     ) -> dict[str, tuple[int, int]]:
+    """Spatial input size of every conv in ``model`` for ``example`` (with ``labels`` for a conditional D), found
+    by one side-effect-free forward."""
     sizes: dict[str, tuple[int, int]] = {}
 
     def record(name: str):
@@ -40,7 +43,7 @@ def conv_input_sizes(model: nn.Module, example: torch.Tensor) -> dict[str, tuple
     ]
     try:
         with eval_mode(model), torch.no_grad():  # no ConvNorm EMA step, no spectral-norm power iteration
-            model(example)
+            model(example, labels)
     finally:
         for hook in hooks:
             hook.remove()
@@ -48,10 +51,11 @@ def conv_input_sizes(model: nn.Module, example: torch.Tensor) -> dict[str, tuple
 
 
 def spectral_norms(model: nn.Module, input_sizes: dict[str, tuple[int, int]]) -> dict[str, float]:
-    """Conv layers' exact spectral norms and linear layers' largest singular values, by layer name."""
+    """Conv layers' exact spectral norms and the largest singular values of linear layers and embeddings (a
+    projection D's), by layer name."""
     norms = layer_spectral_norms(model, input_sizes)
     for name, layer in model.named_modules():
-        if isinstance(layer, nn.Linear):
+        if isinstance(layer, nn.Linear | nn.Embedding):
             norms[name] = torch.linalg.matrix_norm(layer.weight.detach(), ord=2).item()
     return norms
 
@@ -72,7 +76,8 @@ class SpectralNormMonitor(GStepCallback):
         example = torch.zeros(
             1, pl_module.channels, pl_module.image_size, pl_module.image_size, device=pl_module.device
         )
-        self.sizes = conv_input_sizes(pl_module.discriminator, example)
+        labels = None if pl_module.num_classes is None else torch.zeros(1, dtype=torch.long, device=pl_module.device)
+        self.sizes = conv_input_sizes(pl_module.discriminator, example, labels)
 
     def on_g_step(self, trainer: pl.Trainer, pl_module: GAN) -> None:
         if trainer.is_global_zero:

@@ -68,6 +68,7 @@ class GANCLI(LightningCLI):
                             help="resume exactly from this checkpoint (e.g. checkpoints/<run>/ckpt/last.ckpt)")
         parser.link_arguments("data.image_size", "model.image_size")
         parser.link_arguments("data.channels", "model.channels")
+        parser.link_arguments("model.num_classes", "data.num_classes")  # a conditional model checks the labels
 
     def before_instantiate_classes(self) -> None:
         cfg = self.config

@@ -1,7 +1,8 @@
 """The discriminator-normalization switch: one word turns every conv / linear of a D into its normalized form.
 
 ``apply_norm(module, kind)`` walks a module tree and replaces each ``nn.Conv2d`` (shortcuts included) and, for the
-spectral kinds, wraps each ``nn.Linear``. Models are built plain, initialised, then normalized, so every norm kind
+spectral kinds, wraps each ``nn.Linear`` and ``nn.Embedding`` (a projection D's class embedding, spectrally
+normalized as in the projection paper). Models are built plain, initialised, then normalized, so every norm kind
 starts from the same weights. ConvNorm is exactly invariant to per-output-channel weight scaling, so
 ``convnorm+spectral`` differs from ``convnorm`` only at the linear layer (and in the affine kernel's init draw).
 """
@@ -40,7 +41,8 @@ def check_norm(kind: str) -> str:
 
 
 def normalize_layer(layer: nn.Module, kind: str, convnorm: dict[str, Any] | None = None) -> nn.Module:
-    """The normalized replacement of one ``nn.Conv2d`` / ``nn.Linear`` (other modules are returned unchanged).
+    """The normalized replacement of one ``nn.Conv2d`` / ``nn.Linear`` / ``nn.Embedding`` (other modules are
+    returned unchanged).
 
     ``convnorm`` holds ConvNorm2d options (``affine_init``, ``bn``, ``backend``) for the convnorm kinds.
     """
@@ -50,7 +52,7 @@ def normalize_layer(layer: nn.Module, kind: str, convnorm: dict[str, Any] | None
         if kind.startswith("convnorm"):
             layer = ConvNorm2d.from_conv(layer, **check_convnorm_options(convnorm))
         return spectral_norm(layer) if spectral else layer
-    if isinstance(layer, nn.Linear):
+    if isinstance(layer, nn.Linear | nn.Embedding):
         return spectral_norm(layer) if spectral else layer
     return layer
 

@@ -1,6 +1,8 @@
 """Generator / discriminator builders: ``arch`` x image size x channels x width, D normalized by one switch.
 
 Models are plain ``nn.Module``s (no Lightning). Sizes: ``cnn`` any multiple of 8; ``resnet`` 32, 48 or 64.
+``num_classes`` makes both class-conditional (conditional BatchNorm in G, a projection D): G takes ``(z, y)`` and D
+``(x, y)``, ``y`` a LongTensor of class indices; None builds today's unconditional nets (same modules, same init).
 """
 
 from __future__ import annotations
@@ -17,7 +19,11 @@ from gan.models.resnet import LAYOUTS, ResNetDiscriminator, ResNetGenerator
 ARCHS = ("cnn", "resnet")
 
 
-def _check(arch: str, image_size: int, channels: int) -> None:
+def _check(arch: str, image_size: int, channels: int, num_classes: int | None) -> None:
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
+                                    or num_classes < 1):
+        raise UserError(f"num_classes={num_classes!r}: give a positive class count, or null for an unconditional "
+                        "model")
     if arch not in ARCHS:
         raise UserError(f"arch={arch!r} is unknown; choose one of: {', '.join(ARCHS)}")
     if channels not in (1, 3):
@@ -36,11 +42,13 @@ def _build(cls: type[nn.Module], **kwargs) -> nn.Module:
         raise UserError(str(err)) from err
 
 
-def build_generator(arch: str, image_size: int, channels: int, z_dim: int = 128, width: int | None = None) -> nn.Module:
-    """The generator z (B x z_dim) -> images (B x channels x size x size) in [-1, 1]; never normalized."""
-    _check(arch, image_size, channels)
+def build_generator(arch: str, image_size: int, channels: int, z_dim: int = 128, width: int | None = None,
+                    num_classes: int | None = None) -> nn.Module:
+    """The generator (z (B x z_dim)[, y (B,)]) -> images (B x channels x size x size) in [-1, 1]; never
+    normalized."""
+    _check(arch, image_size, channels, num_classes)
     cls = CNNGenerator if arch == "cnn" else ResNetGenerator
-    return _build(cls, image_size=image_size, channels=channels, z_dim=z_dim, width=width)
+    return _build(cls, image_size=image_size, channels=channels, z_dim=z_dim, width=width, num_classes=num_classes)
 
 
 def build_discriminator(
@@ -50,14 +58,17 @@ def build_discriminator(
     norm: str = "spectral",
     width: int | None = None,
     convnorm: dict[str, Any] | None = None,
+    num_classes: int | None = None,
 ) -> nn.Module:
-    """The discriminator images -> logits (B,), with ``norm`` applied to every conv (and linear for SN kinds);
-    ``convnorm`` picks the ConvNorm variant (``affine_init``, ``bn``, ``backend``) for the convnorm kinds."""
-    _check(arch, image_size, channels)
+    """The discriminator (images[, y]) -> logits (B,), with ``norm`` applied to every conv (and, for the SN kinds,
+    to the linear layer and the projection's embedding); ``convnorm`` picks the ConvNorm variant (see
+    ``CONVNORM_OPTIONS``) for the convnorm kinds."""
+    _check(arch, image_size, channels, num_classes)
     check_norm(norm)
     options = check_convnorm_options(convnorm)
     cls = CNNDiscriminator if arch == "cnn" else ResNetDiscriminator
-    return apply_norm(_build(cls, image_size=image_size, channels=channels, width=width), norm, options)
+    net = _build(cls, image_size=image_size, channels=channels, width=width, num_classes=num_classes)
+    return apply_norm(net, norm, options)
 
 
 def count_parameters(module: nn.Module) -> int:

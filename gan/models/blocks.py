@@ -12,6 +12,8 @@ import math
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gan.models.conditional import batch_norm, call
+
 
 def xavier(module: nn.Module, gain: float = 1.0) -> nn.Module:
     """xavier_uniform weight, zero bias: the SNGAN initialisation."""
@@ -26,17 +28,18 @@ def conv(c_in: int, c_out: int, k: int, gain: float = 1.0) -> nn.Conv2d:
 
 
 class GBlock(nn.Module):
-    """BN-ReLU-up-conv3x3-BN-ReLU-conv3x3 + shortcut(up, conv1x1): doubles the resolution."""
+    """BN-ReLU-up-conv3x3-BN-ReLU-conv3x3 + shortcut(up, conv1x1): doubles the resolution. With ``num_classes``
+    both BNs are conditional and ``forward`` takes the labels ``y``."""
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    def __init__(self, c_in: int, c_out: int, num_classes: int | None = None) -> None:
         super().__init__()
-        self.bn1, self.bn2 = nn.BatchNorm2d(c_in), nn.BatchNorm2d(c_out)
+        self.bn1, self.bn2 = batch_norm(c_in, num_classes), batch_norm(c_out, num_classes)
         self.conv1, self.conv2 = conv(c_in, c_out, 3, math.sqrt(2)), conv(c_out, c_out, 3, math.sqrt(2))
         self.shortcut = conv(c_in, c_out, 1)
 
-    def forward(self, x: Tensor) -> Tensor:
-        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2, mode="nearest")
-        h = self.conv2(F.relu(self.bn2(self.conv1(h))))
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        h = F.interpolate(F.relu(call(self.bn1, x, y)), scale_factor=2, mode="nearest")
+        h = self.conv2(F.relu(call(self.bn2, self.conv1(h), y)))
         return h + self.shortcut(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 

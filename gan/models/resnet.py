@@ -1,7 +1,8 @@
 """SNGAN ResNet generator / discriminator for 32x32 (CIFAR), 48x48 (STL-10) and 64x64 images.
 
 Layouts follow the SNGAN paper (Miyato et al. 2018) and mimicry's SNGAN 32/48/64: ``width`` is the widest layer
-and the other layers are fixed fractions of it, so ``width`` scales the whole model.
+and the other layers are fixed fractions of it, so ``width`` scales the whole model. With ``num_classes`` G's
+BatchNorms are conditional and D adds a projection term to its logit (:mod:`gan.models.conditional`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan.models.blocks import DBlock, GBlock, OptimizedDBlock, conv, xavier
+from gan.models.conditional import Projection, batch_norm, call, check_labels
 
 # image size -> (G start size, G width, G channel divisors, D width, D channel divisors, D downsampling per block)
 LAYOUTS: dict[int, tuple[int, int, tuple[int, ...], int, tuple[int, ...], tuple[bool, ...]]] = {
@@ -28,32 +30,44 @@ def _channels(width: int, divisors: tuple[int, ...], what: str) -> list[int]:
 class ResNetGenerator(nn.Module):
     """Linear(z -> s*s*C) -> GBlocks (x2 each) -> BN -> ReLU -> conv3x3 -> tanh."""
 
-    def __init__(self, image_size: int = 32, channels: int = 3, z_dim: int = 128, width: int | None = None) -> None:
+    def __init__(self, image_size: int = 32, channels: int = 3, z_dim: int = 128, width: int | None = None,
+                 num_classes: int | None = None) -> None:
         super().__init__()
         bottom, default, divisors, *_ = LAYOUTS[image_size]
         ch = _channels(width or default, divisors, "generator")
+        self.num_classes = num_classes
         self.bottom, self.c0 = bottom, ch[0]
         self.linear = xavier(nn.Linear(z_dim, bottom * bottom * ch[0]))
-        self.blocks = nn.Sequential(*(GBlock(a, b) for a, b in zip(ch[:-1], ch[1:])))
-        self.bn = nn.BatchNorm2d(ch[-1])
+        self.blocks = nn.Sequential(*(GBlock(a, b, num_classes) for a, b in zip(ch[:-1], ch[1:])))
+        self.bn = batch_norm(ch[-1], num_classes)
         self.out = conv(ch[-1], channels, 3)
 
-    def forward(self, z: Tensor) -> Tensor:
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        check_labels(y, self.num_classes, "generator")
         h = self.linear(z).view(-1, self.c0, self.bottom, self.bottom)
-        return self.out(F.relu(self.bn(self.blocks(h)))).tanh()
+        for block in self.blocks:
+            h = block(h, y)
+        return self.out(F.relu(call(self.bn, h, y))).tanh()
 
 
 class ResNetDiscriminator(nn.Module):
-    """OptimizedDBlock -> DBlocks -> ReLU -> global sum pool -> Linear(-> 1); unnormalized (see apply_norm)."""
+    """OptimizedDBlock -> DBlocks -> ReLU -> global sum pool -> Linear(-> 1) (+ projection of the pooled
+    features); unnormalized (see apply_norm)."""
 
-    def __init__(self, image_size: int = 32, channels: int = 3, width: int | None = None) -> None:
+    def __init__(self, image_size: int = 32, channels: int = 3, width: int | None = None,
+                 num_classes: int | None = None) -> None:
         super().__init__()
+        self.num_classes = num_classes
         _, _, _, default, divisors, downs = LAYOUTS[image_size]
         ch = _channels(width or default, divisors, "discriminator")
         blocks: list[nn.Module] = [OptimizedDBlock(channels, ch[0])]
         blocks += [DBlock(a, b, down) for a, b, down in zip(ch[:-1], ch[1:], downs[1:])]
         self.blocks = nn.Sequential(*blocks)
         self.linear = xavier(nn.Linear(ch[-1], 1))
+        self.projection = None if num_classes is None else Projection(num_classes, ch[-1])
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.linear(F.relu(self.blocks(x)).sum(dim=(2, 3))).squeeze(1)
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        check_labels(y, self.num_classes, "discriminator")
+        features = F.relu(self.blocks(x)).sum(dim=(2, 3))
+        logit = self.linear(features).squeeze(1)
+        return logit if self.projection is None else logit + self.projection(features, y)
