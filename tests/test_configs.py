@@ -24,16 +24,18 @@ def printed_config(path: Path, capsys: pytest.CaptureFixture) -> dict:
 def test_the_expected_configs_exist():
     names = {str(p.relative_to(p.parents[1] if p.parent.name != "configs" else p.parent)) for p in CONFIGS}
     for norm in ("none", "spectral", "convnorm", "convnorm_spectral"):
-        assert {f"cifar10/cnn_{norm}.yaml", f"cifar10/resnet_{norm}.yaml", f"stl10/resnet_{norm}.yaml"} <= names
-    assert "fashion_mnist.yaml" in names and GRIDS
+        assert {f"cifar10/cnn_{norm}.yaml", f"cifar10/resnet_{norm}.yaml", f"stl10/resnet_{norm}.yaml",
+                f"cifar10/resnet_{norm}_cond.yaml"} <= names
+    assert {"fashion_mnist.yaml", "fashion_mnist_conditional.yaml"} <= names and GRIDS
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
 def test_config_parses(config, capsys):
     resolved = printed_config(config, capsys)
-    if config.parent.name not in ("configs", "studies"):  # <dataset>/<arch>_<norm>.yaml says what it trains
-        arch, norm = config.stem.split("_", 1)
+    if config.parent.name not in ("configs", "studies"):  # <dataset>/<arch>_<norm>[_cond].yaml says what it trains
+        arch, norm = config.stem.removesuffix("_cond").split("_", 1)
         assert (resolved["model"]["arch"], resolved["model"]["norm"]) == (arch, norm.replace("_", "+"))
+        assert (resolved["model"]["num_classes"] is not None) == config.stem.endswith("_cond")
 
 
 @pytest.mark.parametrize("grid", GRIDS, ids=lambda p: p.stem)

@@ -3,6 +3,7 @@ optimizer states, ConvNorm/SN buffers), across a data-pass boundary, with LR dec
 
 import csv
 
+import pytest
 import torch
 import yaml
 
@@ -19,9 +20,11 @@ CONFIG = {
 }
 
 
-def test_resumed_run_ends_with_identical_weights(tmp_path):
+@pytest.mark.parametrize("num_classes", [None, 3], ids=["unconditional", "conditional"])
+def test_resumed_run_ends_with_identical_weights(tmp_path, num_classes):
     config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump({**CONFIG, "run": {**CONFIG["run"], "out_dir": str(tmp_path)}}))
+    model = {**CONFIG["model"], "num_classes": num_classes}  # conditional: labels from data and latent stream
+    config.write_text(yaml.safe_dump({**CONFIG, "model": model, "run": {**CONFIG["run"], "out_dir": str(tmp_path)}}))
     assert main(["fit", "--config", str(config), "--run.name", "straight"]) == 0
     half = tmp_path / "straight" / "ckpt" / "g0000002.ckpt"
     assert main(["fit", "--config", str(config), "--run.name", "resumed", "--ckpt_path", str(half)]) == 0

@@ -36,7 +36,8 @@ def input_gradient_norms(discriminator: nn.Module, images: Tensor, labels: Tenso
     D)."""
     x = images.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        (grad,) = torch.autograd.grad(discriminator(x, labels).sum(), x)
+        logits = discriminator(x) if labels is None else discriminator(x, labels)
+        (grad,) = torch.autograd.grad(logits.sum(), x)
     return grad.flatten(1).norm(dim=1)
 
 

@@ -43,7 +43,7 @@ def conv_input_sizes(model: nn.Module, example: torch.Tensor, labels: torch.Tens
     ]
     try:
         with eval_mode(model), torch.no_grad():  # no ConvNorm EMA step, no spectral-norm power iteration
-            model(example, labels)
+            model(example) if labels is None else model(example, labels)
     finally:
         for hook in hooks:
             hook.remove()
