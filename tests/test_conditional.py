@@ -21,6 +21,7 @@ from gan.callbacks.samples import SampleGrid, class_grid_inputs
 from gan.callbacks.spectral import SpectralNormMonitor
 from gan.cli import main
 from gan.data import GANDataModule, build_dataset, check_classes, dataset_classes
+from gan.divergence import DivergedError
 from gan.errors import UserError
 from gan.layers.norms import NORMS
 from gan.models import ARCHS, build_discriminator, build_generator
@@ -279,3 +280,64 @@ def test_the_spectral_monitor_reports_the_projection_embeddings_largest_singular
     embedding = model.discriminator.projection.embed.weight.detach()
     assert monitor.history[-1]["projection.embed"] == pytest.approx(
         torch.linalg.svdvals(embedding)[0].item(), rel=1e-5)
+
+
+def test_a_conditional_iteration_is_sngans_with_real_labels_and_labels_drawn_after_each_latent_batch(
+        tmp_path, tiny_gan_factory, tiny_fit):
+    """The module's first iteration against the conditional SNGAN step written out by hand."""
+    settings = dict(max_g_steps=1, lr_decay=False, norm="none", num_classes=CLASSES)
+    initial = tiny_gan_factory(**settings)
+    g, d = copy.deepcopy(initial.generator), copy.deepcopy(initial.discriminator)
+    model, _ = tiny_fit(tmp_path, **settings)
+
+    h = model.hparams
+    opt_g = torch.optim.Adam(g.parameters(), lr=h.lr_g, betas=(0.0, 0.9))
+    opt_d = torch.optim.Adam(d.parameters(), lr=h.lr_d, betas=(0.0, 0.9))
+    batches = iter(GANDataModule(**TINY_DATA, num_classes=CLASSES).train_dataloader())
+    noise = torch.Generator().manual_seed(latent_seed(h.seed, 0, 0))
+
+    def fakes(n):
+        return torch.randn(n, h.z_dim, generator=noise), torch.randint(CLASSES, (n,), generator=noise)
+
+    for _ in range(h.n_dis):
+        real, real_y = next(batches)
+        z, fake_y = fakes(len(real))
+        with torch.no_grad():
+            fake = g(z, fake_y)
+        d_real, d_fake = d(torch.cat([real, fake]), torch.cat([real_y, fake_y])).split(len(real))
+        d_loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
+    d.requires_grad_(False)
+    z, fake_y = fakes(len(real))
+    g_loss = -d(g(z, fake_y), fake_y).mean()
+    opt_g.zero_grad()
+    g_loss.backward()
+    opt_g.step()
+    for ours, by_hand in ((model.generator, g), (model.discriminator, d)):
+        for (name, a), b in zip(ours.state_dict().items(), by_hand.state_dict().values(), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-7, msg=name)
+
+
+def test_the_ema_generator_takes_labels_too(tiny_gan_factory):
+    model = tiny_gan_factory(num_classes=CLASSES, ema=True)
+    with torch.no_grad():
+        model.generator_ema.net[0].gain.weight.mul_(2.0)
+    z, y = model.sample_z(4, torch.Generator().manual_seed(0)), torch.tensor([0, 1, 2, 0])
+    assert not torch.equal(model.generate(z, y), model.generate(z, y, ema=False))
+
+
+def test_compile_and_channels_last_switches_train_a_conditional_gan(tmp_path, tiny_fit):
+    eager, _ = tiny_fit(tmp_path / "eager", norm="spectral", max_g_steps=2, num_classes=CLASSES)
+    compiled, _ = tiny_fit(tmp_path / "compiled", norm="spectral", max_g_steps=2, num_classes=CLASSES,
+                           compile="default")
+    for key in ("loss/d", "loss/g", "d/real", "d/fake"):  # float32 rounding, then two Adam steps, apart
+        assert compiled.last_metrics[key] == pytest.approx(eager.last_metrics[key], rel=1e-3, abs=1e-4), key
+    last, _ = tiny_fit(tmp_path / "cl", norm="convnorm", max_g_steps=2, num_classes=CLASSES, channels_last=True)
+    assert last.g_step == 2 and all(torch.isfinite(p).all() for p in last.parameters())
+
+
+def test_a_diverging_conditional_run_stops(tmp_path, tiny_fit):
+    with pytest.raises(DivergedError, match="training diverged by G step"):
+        tiny_fit(tmp_path, num_classes=CLASSES, lr_d=1e30, lr_g=1e30, norm="none")
