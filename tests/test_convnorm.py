@@ -19,12 +19,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gan.layers.convnorm import ConvNorm2d, _pair, ema_factor
+from gan.layers.convnorm import ALGORITHMS, ConvNorm2d, _pair, ema_factor
 from gan.layers.fourier import fourier_convnorm, onesided_to_full, preconditioner, resample_frequency_response
 from gan.layers.spectrum import conv_spectral_norm, convnorm_spectral_norm
 
 SPEC_CASES = [(1, 0, 1), (1, 0, 2), (3, 0, 1), (3, 1, 1), (3, 1, 2), (4, 1, 2), (4, 2, 2), (5, 2, 1), (5, 2, 2)]
-PATHS = ["fast", "reference"]
+PATHS = list(ALGORITHMS)
 
 
 def make(c_in, c_out, k, stride=1, padding=0, seed=0, dtype=torch.float64, **kw):
@@ -59,7 +59,7 @@ def roll_filter(y, v_spatial):
 @pytest.mark.parametrize("k,p,s", SPEC_CASES)
 @pytest.mark.parametrize("size", [8, 9])
 def test_output_shape_matches_conv2d(path, k, p, s, size):
-    conv, layer = make(3, 5, k, s, p, path=path)
+    conv, layer = make(3, 5, k, s, p, algorithm=path)
     x = torch.randn(2, 3, size, size, dtype=torch.float64)
     assert layer(x).shape == conv(x).shape
 
@@ -68,7 +68,7 @@ def test_output_shape_matches_conv2d(path, k, p, s, size):
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("k,p,s", SPEC_CASES + [((1, 3), (0, 1), 1), ((3, 1), (1, 0), (2, 1))])
 def test_unit_V_gives_the_plain_conv(path, k, p, s):
-    conv, layer = make(3, 5, k, s, p, path=path, bias=True)
+    conv, layer = make(3, 5, k, s, p, algorithm=path, bias=True)
     x = torch.randn(2, 3, 9, 8, dtype=torch.float64)
     ones = torch.ones_like(layer.current_V(layer.grid(9, 8)))
     z, _ = layer.normalize(x, ones)
@@ -125,7 +125,7 @@ def test_conv_spectral_norm_matches_explicit_matrix():
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("k,p,s", [(3, 1, 1), (4, 1, 2), (5, 2, 2), ((1, 3), (0, 1), 1)])
 def test_direct_roll_construction_equals_the_layer(path, k, p, s):
-    conv, layer = make(3, 4, k, s, p, path=path, affine=False)
+    conv, layer = make(3, 4, k, s, p, algorithm=path, affine=False)
     x = torch.randn(2, 3, 8, 9, dtype=torch.float64)
     kh, kw = layer.kernel_size
     grid = layer.grid(8, 9)
@@ -140,7 +140,7 @@ def test_direct_roll_construction_equals_the_layer(path, k, p, s):
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("stride", [1, 2])
 def test_1x1_kernel_is_row_normalised_conv(path, stride):
-    conv, layer = make(5, 3, 1, stride, path=path, affine=False)
+    conv, layer = make(5, 3, 1, stride, algorithm=path, affine=False)
     w = conv.weight / conv.weight.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
     x = torch.randn(2, 5, 7, 7, dtype=torch.float64)
     torch.testing.assert_close(layer(x), F.conv2d(x, w, stride=stride), rtol=0, atol=1e-10)
@@ -150,7 +150,7 @@ def test_1x1_kernel_is_row_normalised_conv(path, stride):
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_per_channel_scale_invariance(path, dtype):
-    _, layer = make(4, 6, 4, 2, 1, path=path, dtype=dtype)
+    _, layer = make(4, 6, 4, 2, 1, algorithm=path, dtype=dtype)
     x = torch.randn(3, 4, 9, 9, dtype=dtype)
     before = layer(x)
     alpha = torch.logspace(-3, 3, 6, dtype=dtype).view(-1, 1, 1, 1)
@@ -162,7 +162,7 @@ def test_per_channel_scale_invariance(path, dtype):
 # 8 -------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("path", PATHS)
 def test_preconditioner_is_detached(path):
-    _, layer = make(3, 4, 3, 1, 1, path=path, affine=False)
+    _, layer = make(3, 4, 3, 1, 1, algorithm=path, affine=False)
     x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
     target = torch.randn(2, 4, 6, 6, dtype=torch.float64)
     (layer(x) * target).sum().backward()
@@ -179,7 +179,7 @@ def test_preconditioner_is_detached(path):
 # 9 -------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("path", PATHS)
 def test_batch_independence(path):
-    _, layer = make(3, 4, 4, 2, 1, path=path)
+    _, layer = make(3, 4, 4, 2, 1, algorithm=path)
     x = torch.randn(4, 3, 8, 8, dtype=torch.float64)
     out = layer(x)[0]
     x[1:] = torch.randn(3, 3, 8, 8, dtype=torch.float64) * 10
@@ -200,7 +200,7 @@ def test_ema_schedule():
 
 @pytest.mark.parametrize("path", PATHS)
 def test_running_V_follows_training_and_is_used_in_eval(path):
-    _, layer = make(3, 4, 3, 1, 1, path=path, ema_horizon=4)
+    _, layer = make(3, 4, 3, 1, 1, algorithm=path, ema_horizon=4)
     x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
     grid = layer.grid(6, 6)
     layer.train()
@@ -261,7 +261,7 @@ def test_affine_kernel_keeps_spatial_size(k):
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_zero_kernel_gives_finite_output(path, dtype):
-    _, layer = make(3, 4, 3, 1, 1, path=path, dtype=dtype, affine=False)
+    _, layer = make(3, 4, 3, 1, 1, algorithm=path, dtype=dtype, affine=False)
     with torch.no_grad():
         layer.weight[1] = 0
     x = torch.randn(2, 3, 6, 6, dtype=dtype, requires_grad=True)
@@ -285,10 +285,10 @@ def test_convnorm_lowers_the_spectral_norm_of_kaiming_convs():
     assert 1.8 < sum(normalized) / 4 < 2.2 and 2.7 < sum(raw) / 4 < 3.1
 
 
-# fast path == reference path ------------------------------------------------------------------------------------
+# every algorithm == the reference path --------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 2e-4)])
 @pytest.mark.parametrize("seed", range(6))
-def test_fast_path_matches_reference_outputs_and_gradients(dtype, tol, seed):
+def test_every_algorithm_matches_reference_outputs_and_gradients(dtype, tol, seed):
     gen = torch.Generator().manual_seed(seed)
 
     def pick(options):
@@ -305,25 +305,27 @@ def test_fast_path_matches_reference_outputs_and_gradients(dtype, tol, seed):
         c_in, c_out, k, stride=stride, padding=tuple(d * p for d, p in zip((dilation,) * 2, padding)),
         dilation=dilation, groups=groups, bias=bool(seed % 2),
     ).to(dtype)
-    layers = [ConvNorm2d.from_conv(conv, path=p).to(dtype) for p in PATHS]
-    layers[1].load_state_dict(layers[0].state_dict())
+    layers = {p: ConvNorm2d.from_conv(conv, algorithm=p).to(dtype) for p in PATHS}
+    for layer in layers.values():
+        layer.load_state_dict(layers["reference"].state_dict())
     x = torch.randn(3, c_in, *size, dtype=dtype)
-    target = torch.randn_like(layers[0](x))
-    results = []
-    for layer in layers:
+    target = torch.randn_like(layers["reference"](x))
+    results = {}
+    for path, layer in layers.items():
         xi = x.clone().requires_grad_()
         out = layer(xi)
         (out * target).sum().backward()
-        results.append((out, xi.grad, layer.weight.grad, layer.affine_weight.grad))
-    for a, b in zip(*results):
-        torch.testing.assert_close(a, b, rtol=tol, atol=tol * b.abs().max().item())
+        results[path] = (out, xi.grad, layer.weight.grad, layer.affine_weight.grad)
+    for path in PATHS:
+        for a, b in zip(results[path], results["reference"]):
+            torch.testing.assert_close(a, b, rtol=tol, atol=tol * b.abs().max().item())
 
 
 # dilation ---------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("path", PATHS)
 def test_dilation_is_the_conv_with_a_dilated_kernel(path):
     conv = torch.nn.Conv2d(3, 4, 3, padding=2, dilation=2, bias=False).double()
-    layer = ConvNorm2d.from_conv(conv, path=path).double()
+    layer = ConvNorm2d.from_conv(conv, algorithm=path).double()
     x = torch.randn(2, 3, 9, 9, dtype=torch.float64)
     ones = torch.ones_like(layer.current_V(layer.grid(9, 9)))
     torch.testing.assert_close(layer.normalize(x, ones)[0], conv(x), rtol=0, atol=1e-12)
@@ -362,7 +364,7 @@ def test_state_dict_round_trip_continues_identically(tmp_path):
 # mixed precision ----------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("path", PATHS)
 def test_autocast_runs_fourier_work_in_float32_and_returns_autocast_dtype(path):
-    _, layer = make(3, 4, 4, 2, 1, dtype=torch.float32, path=path)
+    _, layer = make(3, 4, 4, 2, 1, dtype=torch.float32, algorithm=path)
     x = torch.randn(2, 3, 8, 8)
     expected = layer(x)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -380,7 +382,7 @@ def test_autocast_runs_fourier_work_in_float32_and_returns_autocast_dtype(path):
         ({"padding_mode": "reflect"}, "padding_mode"),
         ({"padding": 3}, "padding"),
         ({"groups": 2, "in_channels": 3}, "divisible"),
-        ({"path": "dense"}, "path"),
+        ({"algorithm": "dense"}, "algorithm"),
         ({"momentum": 1.5}, "momentum"),
         ({"kernel_size": (3, 3, 3)}, "kernel_size"),
     ],

@@ -52,7 +52,8 @@ def build_discriminator(
     convnorm: dict[str, Any] | None = None,
 ) -> nn.Module:
     """The discriminator images -> logits (B,), with ``norm`` applied to every conv (and linear for SN kinds);
-    ``convnorm`` picks the ConvNorm variant (``affine_init``, ``bn``, ``backend``) for the convnorm kinds."""
+    ``convnorm`` picks the ConvNorm variant (``affine_init``, ``bn``, ``backend``, ``algorithm``) for the convnorm
+    kinds."""
     _check(arch, image_size, channels)
     check_norm(norm)
     options = check_convnorm_options(convnorm)
