@@ -11,15 +11,18 @@ checked against an independent construction where one exists (float64, ~1e-12 un
  outputs;  13. for Kaiming-initialised 64->64 3x3 convs on an 18x18 grid the operator's spectral norm (~2.0) is
  below the raw conv's (~2.9).
 
-Then: fast == reference (outputs and gradients), dilation, state, autocast and argument errors."""
+Then: every algorithm == the reference (outputs and gradients), the algorithm dispatch (timed once per input shape,
+forced choices, recorded in checkpoints), dilation, state, autocast and argument errors."""
 
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.nn.utils.parametrizations import spectral_norm
 
-from gan.layers.convnorm import ALGORITHMS, ConvNorm2d, _pair, ema_factor
+from gan.layers import dispatch
+from gan.layers.convnorm import ALGORITHMS, CHOICES, ConvNorm2d, _pair, choice_name, ema_factor
 from gan.layers.fourier import fourier_convnorm, onesided_to_full, preconditioner, resample_frequency_response
 from gan.layers.spectrum import conv_spectral_norm, convnorm_spectral_norm
 
@@ -437,3 +440,166 @@ def test_onesided_to_full_matches_the_two_sided_spectrum(grid):
     weight = torch.randn(4, 3, 3, 2, dtype=torch.float64)
     full = torch.fft.fft2(weight, s=grid).abs().square().sum(1)  # every frequency, no symmetry assumed
     torch.testing.assert_close(onesided_to_full(full[..., : grid[1] // 2 + 1], grid[1]), full, rtol=1e-12, atol=0)
+
+
+# algorithms and their dispatch ----------------------------------------------------------------------------------
+DISPATCH_CASES = [  # kernel, padding, stride, groups, dilation, input size: strided, 1x1, 1xk, grouped, dilated
+    (3, 1, 1, 1, 1, (9, 8)), (4, 1, 2, 1, 1, (8, 9)), (1, 0, 2, 1, 1, (7, 7)), ((1, 3), (0, 1), (2, 1), 2, 1, (9, 9)),
+    (3, 2, 1, 2, 2, (10, 11)), (5, 2, 2, 1, 1, (11, 10)), (4, 2, 2, 1, 1, (3, 3)),
+]
+
+
+@pytest.mark.parametrize("choice", CHOICES, ids=choice_name)
+@pytest.mark.parametrize("k,p,s,groups,dilation,size", DISPATCH_CASES)
+def test_every_choice_equals_the_reference_in_float64(choice, k, p, s, groups, dilation, size):
+    torch.manual_seed(0)
+    padding = tuple(dilation * q for q in _pair(p, "padding"))
+    conv = torch.nn.Conv2d(4, 6, k, stride=s, padding=padding, dilation=dilation, groups=groups, bias=True).double()
+    layer = ConvNorm2d.from_conv(conv).double()
+    x = torch.randn(3, 4, *size, dtype=torch.float64, requires_grad=True)
+    results = []
+    for c in (("reference", None), choice):
+        z, v = layer.normalize(x, choice=c)
+        target = torch.linspace(-1, 1, z.numel(), dtype=torch.float64).view_as(z)
+        results.append((z, v, *torch.autograd.grad((z * target).sum(), (x, layer.weight))))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+class Timings:
+    """Counts the dispatch's timings (``dispatch.fastest``) and makes it pick ``winner`` (a CHOICES entry)."""
+
+    def __init__(self, monkeypatch, winner=("spatial", None)):
+        self.count, self.winner = 0, winner
+        monkeypatch.setattr(dispatch, "MIN_TIMED_MACS", 0)  # time even these tiny layers
+        monkeypatch.setattr(dispatch, "_winners", {})
+
+        def fastest(key, runs, device):
+            self.count += 1
+            for run in runs:  # every candidate runs, as in a real timing
+                run()
+            dispatch._winners[key] = key[-1].index(self.winner)
+            return dispatch._winners[key]
+
+        monkeypatch.setattr(dispatch, "fastest", fastest)
+
+
+def test_dispatch_times_each_new_input_shape_once(monkeypatch):
+    timings = Timings(monkeypatch)
+    _, layer = make(3, 4, 3, 1, 1)
+    for shape, count in [((2, 8, 8), 1), ((2, 8, 8), 1), ((2, 8, 9), 2), ((3, 8, 9), 3), ((2, 8, 8), 3)]:
+        layer(torch.randn(shape[0], 3, *shape[1:], dtype=torch.float64))
+        assert timings.count == count, shape
+    layer.float()(torch.randn(2, 3, 8, 8))  # another dtype is another key
+    assert timings.count == 4
+    layer.eval()(torch.randn(5, 3, 8, 8))  # eval never times: the default for an unseen shape
+    assert timings.count == 4 and layer.choice(torch.randn(5, 3, 8, 8)) == layer.candidates(torch.device("cpu"))[0]
+    assert [CHOICES[i] for i in layer.algorithm_choices[:, -1].tolist()] == [("spatial", None)] * 4
+    _, twin = make(3, 4, 3, 1, 1, seed=1)  # the same geometry and input: the process's timing is reused, and recorded
+    twin(torch.randn(2, 3, 8, 8, dtype=torch.float64))
+    assert timings.count == 4 and twin.choice(torch.randn(2, 3, 8, 8, dtype=torch.float64)) == ("spatial", None)
+
+
+def test_dispatch_skips_what_it_cannot_time(monkeypatch):
+    timings = Timings(monkeypatch)
+    _, layer = make(3, 4, 3, 1, 1)
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    monkeypatch.setattr(dispatch, "MIN_TIMED_MACS", 10**9)
+    layer(x)  # too small to time reliably
+    torch.use_deterministic_algorithms(True)
+    try:
+        monkeypatch.setattr(dispatch, "MIN_TIMED_MACS", 0)
+        layer(x)  # deterministic mode: the same numbers run to run
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert timings.count == 0 and layer.algorithm_choices.shape == (0, 6)
+    assert layer.choice(x) == layer.candidates(x.device)[0]
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_forced_algorithms_are_used_and_never_timed(algorithm, monkeypatch):
+    timings = Timings(monkeypatch)
+    used = []
+    for name, fn in ALGORITHMS.items():
+        monkeypatch.setitem(ALGORITHMS, name, lambda *a, _fn=fn, _name=name, **kw: used.append(_name) or _fn(*a, **kw))
+    _, layer = make(3, 4, 3, 1, 1, algorithm=algorithm)
+    layer(torch.randn(2, 3, 8, 8, dtype=torch.float64))
+    layer.eval()(torch.randn(2, 3, 8, 8, dtype=torch.float64))
+    assert set(used) == {algorithm} and timings.count == 0
+    assert f"algorithm={algorithm}" in repr(layer)
+
+
+def test_unknown_algorithm_names_the_valid_ones():
+    with pytest.raises(ValueError, match="algorithm='cudnn'.*'auto'.*" + ".*".join(ALGORITHMS)):
+        ConvNorm2d(3, 4, 3, algorithm="cudnn")
+
+
+def train_steps(layer, opt, xs):
+    for x in xs:
+        opt.zero_grad()
+        layer(x).square().mean().backward()
+        opt.step()
+
+
+def test_timing_has_no_side_effects_even_through_spectral_norm(monkeypatch):
+    Timings(monkeypatch)
+    xs = [torch.randn(2, 3, 8, 8, dtype=torch.float64) for _ in range(3)]
+    layers = {}
+    for algorithm in ("auto", "spatial"):
+        torch.manual_seed(0)
+        layer = spectral_norm(ConvNorm2d(3, 4, 3, padding=1, algorithm=algorithm).double())
+        train_steps(layer, torch.optim.SGD(layer.parameters(), lr=0.1), xs)
+        layers[algorithm] = layer
+    for (name, a), b in zip(layers["auto"].state_dict().items(), layers["spatial"].state_dict().values()):
+        assert name == "algorithm_choices" or torch.equal(a, b), name
+
+
+def test_checkpoint_of_a_dispatched_layer_continues_bit_identically(tmp_path, monkeypatch):
+    timings = Timings(monkeypatch)  # picks spatial, which the default (untimed) choice is not
+    _, layer = make(3, 4, 4, 2, 1, dtype=torch.float32, ema_horizon=10)
+    opt = torch.optim.Adam(layer.parameters(), lr=0.01)
+    xs = [torch.randn(2, 3, 8, 8) for _ in range(6)]
+    train_steps(layer, opt, xs[:3])
+    torch.save({"layer": layer.state_dict(), "opt": opt.state_dict()}, tmp_path / "ckpt.pt")
+    monkeypatch.setattr(dispatch, "_winners", {})  # a new process: only the checkpoint knows the choice
+    fresh = ConvNorm2d(3, 4, 4, stride=2, padding=1, ema_horizon=10)
+    fresh_opt = torch.optim.Adam(fresh.parameters(), lr=0.01)
+    saved = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    fresh.load_state_dict(saved["layer"])
+    fresh_opt.load_state_dict(saved["opt"])
+    assert fresh.choice(xs[0]) == ("spatial", None) != fresh.candidates(xs[0].device)[0]
+    for x in xs[3:]:
+        train_steps(layer, opt, [x])
+        train_steps(fresh, fresh_opt, [x])
+    assert timings.count == 1
+    for (name, a), b in zip(layer.state_dict().items(), fresh.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_checkpoints_from_before_the_dispatch_still_load():
+    _, layer = make(3, 4, 3, 1, 1)
+    old = {k: v for k, v in layer.state_dict().items() if k != "algorithm_choices"}
+    fresh = ConvNorm2d(3, 4, 3, padding=1).double()
+    fresh.load_state_dict(old)
+    assert fresh.algorithm_choices.shape == (0, 6)
+
+
+def test_real_timing_records_one_of_the_candidates(monkeypatch):
+    monkeypatch.setattr(dispatch, "MIN_TIMED_MACS", 0)
+    monkeypatch.setattr(dispatch, "_winners", {})
+    _, layer = make(3, 4, 4, 2, 1)
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    layer(x)
+    (row,) = layer.algorithm_choices.tolist()
+    assert row[:-1] == [2, 8, 8, 64, 0]  # batch, height, width, float bits, on a GPU
+    assert layer.choice(x) == CHOICES[row[-1]] and layer.choice(x) in layer.candidates(x.device)
+
+
+def test_the_model_config_forces_an_algorithm_on_every_layer():
+    from gan.errors import UserError
+    from gan.models import build_discriminator
+
+    d = build_discriminator("cnn", 16, 1, "convnorm", 4, {"algorithm": "spatial"})
+    assert {m.algorithm for m in d.modules() if isinstance(m, ConvNorm2d)} == {"spatial"}
+    with pytest.raises(UserError, match="algorithm='fastest'.*" + ".*".join(ALGORITHMS)):
+        build_discriminator("cnn", 16, 1, "convnorm", 4, {"algorithm": "fastest"})

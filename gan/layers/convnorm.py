@@ -311,7 +311,7 @@ class ConvNorm2d(nn.Module):
         if len(candidates) == 1 or key in self._choices:
             return self.choice(x)
         kh, kw = self.effective_kernel_size()
-        macs = x.shape[0] * x.shape[-2] * x.shape[-1] * self.weight.shape[1] * self.out_channels * kh * kw
+        macs = x.shape[0] * x.shape[-2] * x.shape[-1] * self.in_channels // self.groups * self.out_channels * kh * kw
         if not dispatch.timing_allowed(x, self.training, macs // (self.stride[0] * self.stride[1])):
             return self._forced(x.device)
         shared = (self._geometry(), key, candidates)
