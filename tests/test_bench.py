@@ -6,9 +6,10 @@ import re
 
 import pytest
 
-from gan.bench.convnorm import LAYERS
+from gan.bench.convnorm import CHOSEN_SLACK, LAYERS, sweep_cases
 from gan.bench.step import LIMIT
 from gan.cli import main
+from gan.layers.convnorm import CHOICES, choice_name
 
 
 def table_rows(text: str, first_cell: str) -> list[list[str]]:
@@ -61,3 +62,24 @@ def test_fid_times_the_three_ways_to_evaluate(tmp_path, monkeypatch, capsys):
     for name, seconds in result["seconds"].items():
         (row,) = table_rows(printed, name)
         assert float(row[1]) == pytest.approx(seconds, abs=0.006)
+
+
+def test_convnorm_sweep_times_every_algorithm_the_choice_and_whole_discriminators(tmp_path, capsys):
+    out = tmp_path / "sweep.json"
+    assert main(["bench", "convnorm", "--sizes", "8,9", "--batches", "2", "--channels", "4", "--whole-sizes", "32,128",
+                 "--whole-batches", "2", "--d-width", "16", "--repeats", "1", "--json", str(out)]) == 0
+    result, printed = json.loads(out.read_text()), capsys.readouterr().out
+    cases = sweep_cases((8, 9), (4,))
+    assert len(result["layers"]) == len(cases) == 4
+    offered = {choice_name(c) for c in CHOICES if c[1] != "fft"}  # the CPU's algorithms
+    for row in result["layers"]:
+        assert set(row["times"]) == {"conv", "auto", *offered} and min(row["times"].values()) > 0, row["layer"]
+        assert row["chosen"] in offered
+        (shown,) = table_rows(printed, row["layer"])
+        best = min(row["times"][a] for a in offered)
+        assert float(shown[-1].split()[0]) == pytest.approx(row["times"]["auto"] / best, abs=0.006)
+    assert [(w["size"], w["batch"]) for w in result["whole"]] == [(32, 2), (128, 2)]
+    for w in result["whole"]:
+        (shown,) = table_rows(printed, f"resnet D {w['size']}px, batch 2")
+        assert float(shown[3].split()[0]) == pytest.approx(w["convnorm"] / w["spectral"], abs=0.006)
+    assert re.search(rf"chosen within {CHOSEN_SLACK} x the best single algorithm: \d of 4 layers", printed)

@@ -11,20 +11,23 @@ checked against an independent construction where one exists (float64, ~1e-12 un
  outputs;  13. for Kaiming-initialised 64->64 3x3 convs on an 18x18 grid the operator's spectral norm (~2.0) is
  below the raw conv's (~2.9).
 
-Then: fast == reference (outputs and gradients), dilation, state, autocast and argument errors."""
+Then: every algorithm == the reference (outputs and gradients), the algorithm dispatch (timed once per input shape,
+forced choices, recorded in checkpoints), dilation, state, autocast and argument errors."""
 
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.nn.utils.parametrizations import spectral_norm
 
-from gan.layers.convnorm import ConvNorm2d, _pair, ema_factor
+from gan.layers import dispatch
+from gan.layers.convnorm import ALGORITHMS, CHOICES, ConvNorm2d, _pair, choice_name, ema_factor
 from gan.layers.fourier import fourier_convnorm, onesided_to_full, preconditioner, resample_frequency_response
 from gan.layers.spectrum import conv_spectral_norm, convnorm_spectral_norm
 
 SPEC_CASES = [(1, 0, 1), (1, 0, 2), (3, 0, 1), (3, 1, 1), (3, 1, 2), (4, 1, 2), (4, 2, 2), (5, 2, 1), (5, 2, 2)]
-PATHS = ["fast", "reference"]
+PATHS = list(ALGORITHMS)
 
 
 def make(c_in, c_out, k, stride=1, padding=0, seed=0, dtype=torch.float64, **kw):
@@ -59,7 +62,7 @@ def roll_filter(y, v_spatial):
 @pytest.mark.parametrize("k,p,s", SPEC_CASES)
 @pytest.mark.parametrize("size", [8, 9])
 def test_output_shape_matches_conv2d(path, k, p, s, size):
-    conv, layer = make(3, 5, k, s, p, path=path)
+    conv, layer = make(3, 5, k, s, p, algorithm=path)
     x = torch.randn(2, 3, size, size, dtype=torch.float64)
     assert layer(x).shape == conv(x).shape
 
@@ -68,7 +71,7 @@ def test_output_shape_matches_conv2d(path, k, p, s, size):
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("k,p,s", SPEC_CASES + [((1, 3), (0, 1), 1), ((3, 1), (1, 0), (2, 1))])
 def test_unit_V_gives_the_plain_conv(path, k, p, s):
-    conv, layer = make(3, 5, k, s, p, path=path, bias=True)
+    conv, layer = make(3, 5, k, s, p, algorithm=path, bias=True)
     x = torch.randn(2, 3, 9, 8, dtype=torch.float64)
     ones = torch.ones_like(layer.current_V(layer.grid(9, 8)))
     z, _ = layer.normalize(x, ones)
@@ -125,7 +128,7 @@ def test_conv_spectral_norm_matches_explicit_matrix():
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("k,p,s", [(3, 1, 1), (4, 1, 2), (5, 2, 2), ((1, 3), (0, 1), 1)])
 def test_direct_roll_construction_equals_the_layer(path, k, p, s):
-    conv, layer = make(3, 4, k, s, p, path=path, affine=False)
+    conv, layer = make(3, 4, k, s, p, algorithm=path, affine=False)
     x = torch.randn(2, 3, 8, 9, dtype=torch.float64)
     kh, kw = layer.kernel_size
     grid = layer.grid(8, 9)
@@ -140,7 +143,7 @@ def test_direct_roll_construction_equals_the_layer(path, k, p, s):
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("stride", [1, 2])
 def test_1x1_kernel_is_row_normalised_conv(path, stride):
-    conv, layer = make(5, 3, 1, stride, path=path, affine=False)
+    conv, layer = make(5, 3, 1, stride, algorithm=path, affine=False)
     w = conv.weight / conv.weight.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
     x = torch.randn(2, 5, 7, 7, dtype=torch.float64)
     torch.testing.assert_close(layer(x), F.conv2d(x, w, stride=stride), rtol=0, atol=1e-10)
@@ -150,7 +153,7 @@ def test_1x1_kernel_is_row_normalised_conv(path, stride):
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_per_channel_scale_invariance(path, dtype):
-    _, layer = make(4, 6, 4, 2, 1, path=path, dtype=dtype)
+    _, layer = make(4, 6, 4, 2, 1, algorithm=path, dtype=dtype)
     x = torch.randn(3, 4, 9, 9, dtype=dtype)
     before = layer(x)
     alpha = torch.logspace(-3, 3, 6, dtype=dtype).view(-1, 1, 1, 1)
@@ -162,7 +165,7 @@ def test_per_channel_scale_invariance(path, dtype):
 # 8 -------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("path", PATHS)
 def test_preconditioner_is_detached(path):
-    _, layer = make(3, 4, 3, 1, 1, path=path, affine=False)
+    _, layer = make(3, 4, 3, 1, 1, algorithm=path, affine=False)
     x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
     target = torch.randn(2, 4, 6, 6, dtype=torch.float64)
     (layer(x) * target).sum().backward()
@@ -179,7 +182,7 @@ def test_preconditioner_is_detached(path):
 # 9 -------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("path", PATHS)
 def test_batch_independence(path):
-    _, layer = make(3, 4, 4, 2, 1, path=path)
+    _, layer = make(3, 4, 4, 2, 1, algorithm=path)
     x = torch.randn(4, 3, 8, 8, dtype=torch.float64)
     out = layer(x)[0]
     x[1:] = torch.randn(3, 3, 8, 8, dtype=torch.float64) * 10
@@ -200,7 +203,7 @@ def test_ema_schedule():
 
 @pytest.mark.parametrize("path", PATHS)
 def test_running_V_follows_training_and_is_used_in_eval(path):
-    _, layer = make(3, 4, 3, 1, 1, path=path, ema_horizon=4)
+    _, layer = make(3, 4, 3, 1, 1, algorithm=path, ema_horizon=4)
     x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
     grid = layer.grid(6, 6)
     layer.train()
@@ -261,7 +264,7 @@ def test_affine_kernel_keeps_spatial_size(k):
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_zero_kernel_gives_finite_output(path, dtype):
-    _, layer = make(3, 4, 3, 1, 1, path=path, dtype=dtype, affine=False)
+    _, layer = make(3, 4, 3, 1, 1, algorithm=path, dtype=dtype, affine=False)
     with torch.no_grad():
         layer.weight[1] = 0
     x = torch.randn(2, 3, 6, 6, dtype=dtype, requires_grad=True)
@@ -285,10 +288,10 @@ def test_convnorm_lowers_the_spectral_norm_of_kaiming_convs():
     assert 1.8 < sum(normalized) / 4 < 2.2 and 2.7 < sum(raw) / 4 < 3.1
 
 
-# fast path == reference path ------------------------------------------------------------------------------------
+# every algorithm == the reference path --------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 2e-4)])
 @pytest.mark.parametrize("seed", range(6))
-def test_fast_path_matches_reference_outputs_and_gradients(dtype, tol, seed):
+def test_every_algorithm_matches_reference_outputs_and_gradients(dtype, tol, seed):
     gen = torch.Generator().manual_seed(seed)
 
     def pick(options):
@@ -305,25 +308,27 @@ def test_fast_path_matches_reference_outputs_and_gradients(dtype, tol, seed):
         c_in, c_out, k, stride=stride, padding=tuple(d * p for d, p in zip((dilation,) * 2, padding)),
         dilation=dilation, groups=groups, bias=bool(seed % 2),
     ).to(dtype)
-    layers = [ConvNorm2d.from_conv(conv, path=p).to(dtype) for p in PATHS]
-    layers[1].load_state_dict(layers[0].state_dict())
+    layers = {p: ConvNorm2d.from_conv(conv, algorithm=p).to(dtype) for p in PATHS}
+    for layer in layers.values():
+        layer.load_state_dict(layers["reference"].state_dict())
     x = torch.randn(3, c_in, *size, dtype=dtype)
-    target = torch.randn_like(layers[0](x))
-    results = []
-    for layer in layers:
+    target = torch.randn_like(layers["reference"](x))
+    results = {}
+    for path, layer in layers.items():
         xi = x.clone().requires_grad_()
         out = layer(xi)
         (out * target).sum().backward()
-        results.append((out, xi.grad, layer.weight.grad, layer.affine_weight.grad))
-    for a, b in zip(*results):
-        torch.testing.assert_close(a, b, rtol=tol, atol=tol * b.abs().max().item())
+        results[path] = (out, xi.grad, layer.weight.grad, layer.affine_weight.grad)
+    for path in PATHS:
+        for a, b in zip(results[path], results["reference"]):
+            torch.testing.assert_close(a, b, rtol=tol, atol=tol * b.abs().max().item())
 
 
 # dilation ---------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("path", PATHS)
 def test_dilation_is_the_conv_with_a_dilated_kernel(path):
     conv = torch.nn.Conv2d(3, 4, 3, padding=2, dilation=2, bias=False).double()
-    layer = ConvNorm2d.from_conv(conv, path=path).double()
+    layer = ConvNorm2d.from_conv(conv, algorithm=path).double()
     x = torch.randn(2, 3, 9, 9, dtype=torch.float64)
     ones = torch.ones_like(layer.current_V(layer.grid(9, 9)))
     torch.testing.assert_close(layer.normalize(x, ones)[0], conv(x), rtol=0, atol=1e-12)
@@ -362,7 +367,7 @@ def test_state_dict_round_trip_continues_identically(tmp_path):
 # mixed precision ----------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("path", PATHS)
 def test_autocast_runs_fourier_work_in_float32_and_returns_autocast_dtype(path):
-    _, layer = make(3, 4, 4, 2, 1, dtype=torch.float32, path=path)
+    _, layer = make(3, 4, 4, 2, 1, dtype=torch.float32, algorithm=path)
     x = torch.randn(2, 3, 8, 8)
     expected = layer(x)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -380,7 +385,7 @@ def test_autocast_runs_fourier_work_in_float32_and_returns_autocast_dtype(path):
         ({"padding_mode": "reflect"}, "padding_mode"),
         ({"padding": 3}, "padding"),
         ({"groups": 2, "in_channels": 3}, "divisible"),
-        ({"path": "dense"}, "path"),
+        ({"algorithm": "dense"}, "algorithm"),
         ({"momentum": 1.5}, "momentum"),
         ({"kernel_size": (3, 3, 3)}, "kernel_size"),
     ],
@@ -435,3 +440,166 @@ def test_onesided_to_full_matches_the_two_sided_spectrum(grid):
     weight = torch.randn(4, 3, 3, 2, dtype=torch.float64)
     full = torch.fft.fft2(weight, s=grid).abs().square().sum(1)  # every frequency, no symmetry assumed
     torch.testing.assert_close(onesided_to_full(full[..., : grid[1] // 2 + 1], grid[1]), full, rtol=1e-12, atol=0)
+
+
+# algorithms and their dispatch ----------------------------------------------------------------------------------
+DISPATCH_CASES = [  # kernel, padding, stride, groups, dilation, input size: strided, 1x1, 1xk, grouped, dilated
+    (3, 1, 1, 1, 1, (9, 8)), (4, 1, 2, 1, 1, (8, 9)), (1, 0, 2, 1, 1, (7, 7)), ((1, 3), (0, 1), (2, 1), 2, 1, (9, 9)),
+    (3, 2, 1, 2, 2, (10, 11)), (5, 2, 2, 1, 1, (11, 10)), (4, 2, 2, 1, 1, (3, 3)),
+]
+
+
+@pytest.mark.parametrize("choice", CHOICES, ids=choice_name)
+@pytest.mark.parametrize("k,p,s,groups,dilation,size", DISPATCH_CASES)
+def test_every_choice_equals_the_reference_in_float64(choice, k, p, s, groups, dilation, size):
+    torch.manual_seed(0)
+    padding = tuple(dilation * q for q in _pair(p, "padding"))
+    conv = torch.nn.Conv2d(4, 6, k, stride=s, padding=padding, dilation=dilation, groups=groups, bias=True).double()
+    layer = ConvNorm2d.from_conv(conv).double()
+    x = torch.randn(3, 4, *size, dtype=torch.float64, requires_grad=True)
+    results = []
+    for c in (("reference", None), choice):
+        z, v = layer.normalize(x, choice=c)
+        target = torch.linspace(-1, 1, z.numel(), dtype=torch.float64).view_as(z)
+        results.append((z, v, *torch.autograd.grad((z * target).sum(), (x, layer.weight))))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+class Timings:
+    """Counts the dispatch's timings (``dispatch.fastest``) and makes it pick ``winner`` (a CHOICES entry)."""
+
+    def __init__(self, monkeypatch, winner=("spatial", None)):
+        self.count, self.winner = 0, winner
+        monkeypatch.setattr(dispatch, "MIN_TIMED_MACS", 0)  # time even these tiny layers
+        monkeypatch.setattr(dispatch, "_winners", {})
+
+        def fastest(key, runs, device):
+            self.count += 1
+            for run in runs:  # every candidate runs, as in a real timing
+                run()
+            dispatch._winners[key] = key[-1].index(self.winner)
+            return dispatch._winners[key]
+
+        monkeypatch.setattr(dispatch, "fastest", fastest)
+
+
+def test_dispatch_times_each_new_input_shape_once(monkeypatch):
+    timings = Timings(monkeypatch)
+    _, layer = make(3, 4, 3, 1, 1)
+    for shape, count in [((2, 8, 8), 1), ((2, 8, 8), 1), ((2, 8, 9), 2), ((3, 8, 9), 3), ((2, 8, 8), 3)]:
+        layer(torch.randn(shape[0], 3, *shape[1:], dtype=torch.float64))
+        assert timings.count == count, shape
+    layer.float()(torch.randn(2, 3, 8, 8))  # another dtype is another key
+    assert timings.count == 4
+    layer.eval()(torch.randn(5, 3, 8, 8))  # eval never times: the default for an unseen shape
+    assert timings.count == 4 and layer.choice(torch.randn(5, 3, 8, 8)) == layer.candidates(torch.device("cpu"))[0]
+    assert [CHOICES[i] for i in layer.algorithm_choices[:, -1].tolist()] == [("spatial", None)] * 4
+    _, twin = make(3, 4, 3, 1, 1, seed=1)  # the same geometry and input: the process's timing is reused, and recorded
+    twin(torch.randn(2, 3, 8, 8, dtype=torch.float64))
+    assert timings.count == 4 and twin.choice(torch.randn(2, 3, 8, 8, dtype=torch.float64)) == ("spatial", None)
+
+
+def test_dispatch_skips_what_it_cannot_time(monkeypatch):
+    timings = Timings(monkeypatch)
+    _, layer = make(3, 4, 3, 1, 1)
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    monkeypatch.setattr(dispatch, "MIN_TIMED_MACS", 10**9)
+    layer(x)  # too small to time reliably
+    torch.use_deterministic_algorithms(True)
+    try:
+        monkeypatch.setattr(dispatch, "MIN_TIMED_MACS", 0)
+        layer(x)  # deterministic mode: the same numbers run to run
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert timings.count == 0 and layer.algorithm_choices.shape == (0, 6)
+    assert layer.choice(x) == layer.candidates(x.device)[0]
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_forced_algorithms_are_used_and_never_timed(algorithm, monkeypatch):
+    timings = Timings(monkeypatch)
+    used = []
+    for name, fn in ALGORITHMS.items():
+        monkeypatch.setitem(ALGORITHMS, name, lambda *a, _fn=fn, _name=name, **kw: used.append(_name) or _fn(*a, **kw))
+    _, layer = make(3, 4, 3, 1, 1, algorithm=algorithm)
+    layer(torch.randn(2, 3, 8, 8, dtype=torch.float64))
+    layer.eval()(torch.randn(2, 3, 8, 8, dtype=torch.float64))
+    assert set(used) == {algorithm} and timings.count == 0
+    assert f"algorithm={algorithm}" in repr(layer)
+
+
+def test_unknown_algorithm_names_the_valid_ones():
+    with pytest.raises(ValueError, match="algorithm='cudnn'.*'auto'.*" + ".*".join(ALGORITHMS)):
+        ConvNorm2d(3, 4, 3, algorithm="cudnn")
+
+
+def train_steps(layer, opt, xs):
+    for x in xs:
+        opt.zero_grad()
+        layer(x).square().mean().backward()
+        opt.step()
+
+
+def test_timing_has_no_side_effects_even_through_spectral_norm(monkeypatch):
+    Timings(monkeypatch)
+    xs = [torch.randn(2, 3, 8, 8, dtype=torch.float64) for _ in range(3)]
+    layers = {}
+    for algorithm in ("auto", "spatial"):
+        torch.manual_seed(0)
+        layer = spectral_norm(ConvNorm2d(3, 4, 3, padding=1, algorithm=algorithm).double())
+        train_steps(layer, torch.optim.SGD(layer.parameters(), lr=0.1), xs)
+        layers[algorithm] = layer
+    for (name, a), b in zip(layers["auto"].state_dict().items(), layers["spatial"].state_dict().values()):
+        assert name == "algorithm_choices" or torch.equal(a, b), name
+
+
+def test_checkpoint_of_a_dispatched_layer_continues_bit_identically(tmp_path, monkeypatch):
+    timings = Timings(monkeypatch)  # picks spatial, which the default (untimed) choice is not
+    _, layer = make(3, 4, 4, 2, 1, dtype=torch.float32, ema_horizon=10)
+    opt = torch.optim.Adam(layer.parameters(), lr=0.01)
+    xs = [torch.randn(2, 3, 8, 8) for _ in range(6)]
+    train_steps(layer, opt, xs[:3])
+    torch.save({"layer": layer.state_dict(), "opt": opt.state_dict()}, tmp_path / "ckpt.pt")
+    monkeypatch.setattr(dispatch, "_winners", {})  # a new process: only the checkpoint knows the choice
+    fresh = ConvNorm2d(3, 4, 4, stride=2, padding=1, ema_horizon=10)
+    fresh_opt = torch.optim.Adam(fresh.parameters(), lr=0.01)
+    saved = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    fresh.load_state_dict(saved["layer"])
+    fresh_opt.load_state_dict(saved["opt"])
+    assert fresh.choice(xs[0]) == ("spatial", None) != fresh.candidates(xs[0].device)[0]
+    for x in xs[3:]:
+        train_steps(layer, opt, [x])
+        train_steps(fresh, fresh_opt, [x])
+    assert timings.count == 1
+    for (name, a), b in zip(layer.state_dict().items(), fresh.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_checkpoints_from_before_the_dispatch_still_load():
+    _, layer = make(3, 4, 3, 1, 1)
+    old = {k: v for k, v in layer.state_dict().items() if k != "algorithm_choices"}
+    fresh = ConvNorm2d(3, 4, 3, padding=1).double()
+    fresh.load_state_dict(old)
+    assert fresh.algorithm_choices.shape == (0, 6)
+
+
+def test_real_timing_records_one_of_the_candidates(monkeypatch):
+    monkeypatch.setattr(dispatch, "MIN_TIMED_MACS", 0)
+    monkeypatch.setattr(dispatch, "_winners", {})
+    _, layer = make(3, 4, 4, 2, 1)
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    layer(x)
+    (row,) = layer.algorithm_choices.tolist()
+    assert row[:-1] == [2, 8, 8, 64, 0]  # batch, height, width, float bits, on a GPU
+    assert layer.choice(x) == CHOICES[row[-1]] and layer.choice(x) in layer.candidates(x.device)
+
+
+def test_the_model_config_forces_an_algorithm_on_every_layer():
+    from gan.errors import UserError
+    from gan.models import build_discriminator
+
+    d = build_discriminator("cnn", 16, 1, "convnorm", 4, {"algorithm": "spatial"})
+    assert {m.algorithm for m in d.modules() if isinstance(m, ConvNorm2d)} == {"spatial"}
+    with pytest.raises(UserError, match="algorithm='fastest'.*" + ".*".join(ALGORITHMS)):
+        build_discriminator("cnn", 16, 1, "convnorm", 4, {"algorithm": "fastest"})

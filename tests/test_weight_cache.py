@@ -89,7 +89,7 @@ def changes():
 def test_every_kind_of_weight_change_is_noticed(change, path, monkeypatch):
     hits = Hits(monkeypatch)
     torch.manual_seed(0)
-    layer = ConvNorm2d(3, 4, 3, padding=1, path=path).eval()
+    layer = ConvNorm2d(3, 4, 3, padding=1, algorithm=path).eval()
     x = torch.randn(2, 3, 8, 8)
     layer(x)
     assert torch.equal(layer(x), fresh_output(layer, x)) and hits.count == 1  # unchanged weights: reused

@@ -1,8 +1,14 @@
 """``gan bench convnorm``: ConvNorm2d's cost against nn.Conv2d, per discriminator layer and for a whole D.
 
-Every row times forward + backward (input and weight gradients) of one layer at its real place in the SNGAN
-discriminators (batch 64, 32x32 images), for nn.Conv2d, ConvNorm2d on its fast and reference paths, and
-nn.Conv2d with spectral norm, round-robin in one run; ratios are to nn.Conv2d measured alongside.
+Every row times forward + backward (input and weight gradients) of one layer, round-robin in one run; ratios are
+to nn.Conv2d measured alongside. Each run first touches the weights, as an optimizer step does, so ConvNorm
+recomputes V as it does on every D step of training. Two modes:
+
+* by default, every layer at its real place in the SNGAN discriminators (batch 64, 32x32 images): nn.Conv2d,
+  ConvNorm2d on its fast and reference algorithms, and nn.Conv2d with spectral norm;
+* ``--sizes`` / ``--batches``: a sweep of 64->64 and 128->128 layers (3x3 stride 1, 4x4 stride 2) over image
+  sizes and batches, for every algorithm and the one the dispatch chooses (``algorithm="auto"``, checked to be
+  within 5 % of the best single algorithm), then whole ResNet discriminators, convnorm against spectral.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from gan.bench import device_description, interleaved_medians
 from gan.devices import resolve_device
-from gan.layers.convnorm import ConvNorm2d
+from gan.layers.convnorm import CHOICES, ConvNorm2d, choice_name
 from gan.markdown import markdown_table
 
 
@@ -54,10 +60,18 @@ LAYERS = [
     LayerCase("resnet", 128, 128, 3, 1, 1, 8),
 ]
 TARGETS = {1: 2.5, 2: 4.0}  # the most fast / nn.Conv2d may cost, by stride (README: Speed)
+SWEEP_TARGETS = {1: 2.0, 2: 3.0}  # the most the chosen algorithm / nn.Conv2d may cost, by stride (issue 17)
+CHOSEN_SLACK = 1.05  # the chosen algorithm may be this much slower than the best single one (timing noise)
+WHOLE_TARGET = 1.8  # the most a whole ResNet D with ConvNorm may cost over spectral norm
 
 
 def _fwd_bwd(module: nn.Module, x: torch.Tensor):
+    params = list(module.parameters())
+
     def run() -> None:
+        with torch.no_grad():  # a new version of every weight, as after an optimizer step: V is recomputed
+            for p in params:
+                p.add_(0)
         module.zero_grad(set_to_none=True)
         x.grad = None
         module(x).sum().backward()
@@ -74,23 +88,110 @@ def bench_layer(case: LayerCase, batch: int, repeats: int, device: torch.device,
     options = convnorm or {}
     variants = {
         "conv": conv,
-        "fast": ConvNorm2d.from_conv(conv, **options),
-        "reference": ConvNorm2d.from_conv(conv, path="reference", **options),
+        "fast": ConvNorm2d.from_conv(conv, **{**options, "algorithm": "fast"}),
+        "reference": ConvNorm2d.from_conv(conv, algorithm="reference", **options),
         "spectral": spectral_norm(nn.Conv2d(case.c_in, case.c_out, case.kernel, case.stride, case.padding)),
     }
     x = torch.randn(batch, case.c_in, case.size, case.size, device=device, requires_grad=True)
     return interleaved_medians({k: _fwd_bwd(m.to(device), x) for k, m in variants.items()}, repeats=repeats)
 
 
-def bench_discriminator(arch: str, batch: int, repeats: int, device: torch.device) -> dict[str, float]:
+def bench_discriminator(arch: str, batch: int, repeats: int, device: torch.device, size: int = 32,
+                        width: int | None = None) -> dict[str, float]:
+    """Medians of forward + backward of a whole D, spectral norm and ConvNorm (its default, dispatched algorithm:
+    the first forward, untimed, makes the layers choose)."""
     from gan.models import build_discriminator
 
-    x = torch.randn(batch, 3, 32, 32, device=device, requires_grad=True)
+    x = torch.randn(batch, 3, size, size, device=device, requires_grad=True)
     fns = {}
     for norm in ("spectral", "convnorm"):
         torch.manual_seed(0)
-        fns[norm] = _fwd_bwd(build_discriminator(arch, 32, 3, norm=norm).to(device), x)
+        fns[norm] = _fwd_bwd(build_discriminator(arch, size, 3, norm=norm, width=width).to(device), x)
     return interleaved_medians(fns, repeats=repeats)
+
+
+def sweep_cases(sizes: tuple[int, ...], channels: tuple[int, ...]) -> list[LayerCase]:
+    """The sweep's layers: for every channel count and size, a 3x3 stride-1 and a 4x4 stride-2 conv (padding 1)."""
+    return [LayerCase("sweep", c, c, k, s, 1, n) for c in channels for n in sizes for k, s in ((3, 1), (4, 2))]
+
+
+def bench_algorithms(case: LayerCase, batch: int, repeats: int, device: torch.device) -> dict:
+    """Medians of forward + backward for nn.Conv2d, ConvNorm2d with every algorithm the device offers (forced),
+    and with ``algorithm="auto"``, whose choice (made by its first train forward, before the timed runs) is
+    returned too."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(case.c_in, case.c_out, case.kernel, case.stride, case.padding).to(device)
+    x = torch.randn(batch, case.c_in, case.size, case.size, device=device, requires_grad=True)
+    offered = [c for c in CHOICES if c[1] != "fft" or device.type == "cuda"]  # cuFFT: the GPU's transforms
+    variants = {"conv": conv, "auto": ConvNorm2d.from_conv(conv)}
+    for algorithm, transforms in offered:
+        layer = ConvNorm2d.from_conv(conv, algorithm=algorithm, backend=transforms)
+        variants[choice_name((algorithm, transforms))] = layer
+    _fwd_bwd(variants["auto"], x)()  # the dispatch times its candidates here, once
+    chosen = variants["auto"].choice(x)
+    times = interleaved_medians({k: _fwd_bwd(m, x) for k, m in variants.items()}, repeats=repeats)
+    return {"chosen": choice_name(chosen), "times": times}
+
+
+def run_sweep(sizes: tuple[int, ...], batches: tuple[int, ...], channels: tuple[int, ...], repeats: int,
+              device: str, whole_sizes: tuple[int, ...], whole_batches: tuple[int, ...],
+              width: int | None) -> dict:
+    dev = resolve_device(device)
+    layers = []
+    for case in sweep_cases(sizes, channels):
+        for batch in batches:
+            r = bench_algorithms(case, batch, repeats, dev)
+            t = r["times"]
+            layers.append({"layer": f"{case.c_in}->{case.c_out} {case.kernel}x{case.kernel} s{case.stride} "
+                                    f"@{case.size}x{case.size} b{batch}", "stride": case.stride, **r})
+            print(f"  {layers[-1]['layer']}: conv {t['conv'] * 1e3:.1f} ms, chose {r['chosen']} "
+                  f"x{t['auto'] / t['conv']:.2f}", flush=True)
+    whole = []
+    for size in whole_sizes:
+        for batch in whole_batches:
+            whole.append({"size": size, "batch": batch,
+                          **bench_discriminator("resnet", batch, repeats, dev, size, width)})
+            print(f"  resnet D {size}px b{batch}: x{whole[-1]['convnorm'] / whole[-1]['spectral']:.2f}", flush=True)
+    return {"device": device_description(), "matmul_precision": torch.get_float32_matmul_precision(),
+            "repeats": repeats, "width": width, "layers": layers, "whole": whole}
+
+
+def report_sweep(result: dict) -> str:
+    algorithms = [k for k in result["layers"][0]["times"] if k not in ("conv", "auto")] if result["layers"] else []
+    rows, misses = [], 0
+    for r in result["layers"]:
+        t = r["times"]
+        best = min(t[a] for a in algorithms)
+        chosen_ok = t["auto"] <= CHOSEN_SLACK * best
+        target = SWEEP_TARGETS[r["stride"]]
+        misses += not chosen_ok
+        rows.append([r["layer"], f"{t['conv'] * 1e3:.2f}", *(f"{t[a] / t['conv']:.2f}" for a in algorithms),
+                     r["chosen"], f"{t['auto'] / t['conv']:.2f} ({'ok' if t['auto'] / t['conv'] <= target else 'over'}"
+                     f" <= {target})", f"{t['auto'] / best:.2f} ({'ok' if chosen_ok else 'SLOWER'})"])
+    header = ["layer (fwd+bwd)", "conv ms", *(f"{a}/conv" for a in algorithms), "chosen", "chosen/conv",
+              f"chosen/best (<= {CHOSEN_SLACK})"]
+    width = f", D width {result['width']}" if result["width"] else ""
+    text = [f"Device: {result['device']}; float32 matmul precision {result['matmul_precision']}; median of "
+            f"{result['repeats']} round-robin runs{width}", "", markdown_table(header, rows), "",
+            f"chosen within {CHOSEN_SLACK} x the best single algorithm: {len(rows) - misses} of {len(rows)} layers"]
+    whole_rows = [[f"resnet D {w['size']}px, batch {w['batch']} (fwd+bwd)", f"{w['spectral'] * 1e3:.1f}",
+                   f"{w['convnorm'] * 1e3:.1f}", f"{w['convnorm'] / w['spectral']:.2f} "
+                   f"({'ok' if w['convnorm'] / w['spectral'] <= WHOLE_TARGET else 'over'} <= {WHOLE_TARGET})"]
+                  for w in result["whole"]]
+    if whole_rows:
+        text += ["", markdown_table(["whole discriminator", "spectral ms", "convnorm ms", "convnorm/spectral"],
+                                    whole_rows)]
+    return "\n".join(text)
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+    if min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: every value must be >= 1")
+    return values
 
 
 def run(batch: int = 64, repeats: int = 7, device: str = "auto", models: tuple[str, ...] = ("cnn", "resnet")) -> dict:
@@ -162,10 +263,23 @@ def main(argv: list[str]) -> int:
         help="torch.set_float32_matmul_precision (high: TF32 matmuls on recent GPUs, which the fast path uses)",
     )
     parser.add_argument("--json", help="also write the raw timings to this JSON file")
+    sweep = parser.add_argument_group("sweep (with --sizes): every algorithm and the dispatch's choice")
+    sweep.add_argument("--sizes", type=_ints, help="image sizes of the sweep, e.g. 16,32,64,128")
+    sweep.add_argument("--batches", type=_ints, default=(8, 32, 64), help="batches of the sweep (default 8,32,64)")
+    sweep.add_argument("--channels", type=_ints, default=(64, 128), help="C_in = C_out of its layers (default 64,128)")
+    sweep.add_argument("--whole-sizes", type=_ints, default=(32, 48, 64, 128),
+                       help="ResNet D layouts timed whole (default 32,48,64,128)")
+    sweep.add_argument("--whole-batches", type=_ints, default=(8, 64), help="their batches (default 8,64)")
+    sweep.add_argument("--d-width", type=int, help="ResNet D width (default: each layout's own; small = quick)")
     args = parser.parse_args(argv)
     torch.set_float32_matmul_precision(args.matmul_precision)
-    result = run(args.batch, args.repeats, args.device, tuple(args.models))
-    print(report(result))
+    if args.sizes:
+        result = run_sweep(args.sizes, args.batches, args.channels, args.repeats, args.device, args.whole_sizes,
+                           args.whole_batches, args.d_width)
+        print(report_sweep(result))
+    else:
+        result = run(args.batch, args.repeats, args.device, tuple(args.models))
+        print(report(result))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -6,7 +6,7 @@ import importlib
 import sys
 
 BENCHMARKS = {
-    "convnorm": "ConvNorm2d (fast, reference) vs nn.Conv2d and spectral norm, per layer and whole D",
+    "convnorm": "ConvNorm2d (each algorithm, the dispatch's choice) vs nn.Conv2d and SN, per layer and whole D",
     "step": "one G step + n_dis D steps: LightningModule vs a plain PyTorch loop; G-steps/s per config",
     "fid": "evaluation with cached reference statistics vs torch-fidelity's own feature extraction",
     "gpu": "G-steps/s by method (eager, CUDA graphs, compile) and precision, loop overhead, ConvNorm layers, "

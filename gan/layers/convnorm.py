@@ -6,23 +6,31 @@ channel-wise isometry on the N_h x N_w circular grid (N = H + k - 1):
     Z_hat[b, c, f] = V[c, f] * sum_c' W_hat[c, c', f] * X_hat[b, c', f],   V[c, f] = (sum_c' |W_hat[c, c', f]|^2)^-1/2
 
 followed by a crop of ``k - 1 - padding`` on each side, subsampling by the stride, and an optional learned
-depthwise kernel ("affine"). Two paths compute the same operator:
+depthwise kernel ("affine"). Three algorithms (``ALGORITHMS``) compute the same operator to rounding:
 
-* ``fast`` (default) forms the product above directly in the Fourier domain, so a strided layer never runs the
-  dense stride-1 convolution that the authors' algorithm needs;
+* ``fast`` forms the product above directly in the Fourier domain, so a strided layer never runs the dense
+  stride-1 convolution that the authors' algorithm needs (:func:`gan.layers.fourier.fourier_convnorm`);
+* ``spatial`` runs the conv in space and only V's filter by real FFTs (:func:`gan.layers.spatial.spatial_convnorm`):
+  the cheaper one at small batches and large images;
 * ``reference`` is the authors' algorithm: dense stride-1 conv, FFT, multiply by V, inverse FFT, crop, subsample
   (:func:`gan.layers.reference.reference_convnorm`).
+
+By default (``algorithm="auto"``) each layer times its candidates on the first train forward of every input shape
+and keeps the fastest (:mod:`gan.layers.dispatch`); the choice is recorded in the layer's state, so a resumed run
+uses the same one.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from gan.layers import dispatch
 from gan.layers.fourier import (
     fourier_convnorm,
     onesided_to_full,
@@ -30,12 +38,25 @@ from gan.layers.fourier import (
     resample_frequency_response,
 )
 from gan.layers.reference import reference_convnorm
+from gan.layers.spatial import spatial_convnorm
 from gan.layers.weight_cache import WeightCache
 
 IntPair = int | tuple[int, int]
-PATHS = ("fast", "reference")
-BACKENDS = (None, "fft", "dft")  # the fast path's transforms: by device (None), cuFFT, or DFTs as real matmuls
+ALGORITHMS: dict[str, Callable[..., tuple[Tensor, Tensor]]] = {
+    "fast": fourier_convnorm,
+    "spatial": spatial_convnorm,
+    "reference": reference_convnorm,
+}
+TRANSFORMS = ("dft", "fft")  # the fast path's: DFTs as real matmuls, or cuFFT and a complex batched matmul
+BACKENDS = (None, *TRANSFORMS)  # None: by device (cuFFT on a GPU, DFTs on a CPU)
+Choice = tuple[str, str | None]  # an algorithm and, for the fast one, its transforms
+CHOICES: tuple[Choice, ...] = tuple((a, t) for a in ALGORITHMS for t in (TRANSFORMS if a == "fast" else (None,)))
 AFFINE_INITS = ("random", "identity")
+
+
+def choice_name(choice: Choice) -> str:
+    """``"fast/dft"``, ``"spatial"``: how tables and reprs show a choice."""
+    return "/".join(part for part in choice if part)
 
 
 def _pair(value: IntPair, name: str) -> tuple[int, int]:
@@ -78,9 +99,9 @@ class ConvNorm2d(nn.Module):
     channel-wise isometry); ``bn`` appends a ``BatchNorm2d`` after it, as the authors' module does by default
     (batch statistics: one sample's output then depends on the rest of its batch); ``eps`` is relative to each
     channel's kernel energy; ``momentum`` fixes the EMA weight of V (default: the authors' cosine schedule over
-    ``ema_horizon`` train forwards); ``path`` picks the ``fast`` Fourier-domain product or the authors' dense
-    ``reference`` algorithm, and ``backend`` the fast path's transforms (None: cuFFT on a GPU, DFTs as real matmuls
-    on a CPU; ``"fft"`` / ``"dft"`` force one, e.g. to time the matmul form on a GPU).
+    ``ema_horizon`` train forwards); ``algorithm`` is ``"auto"`` (time the candidates per input shape, keep the
+    fastest: :meth:`candidates`) or forces one of ``ALGORITHMS``; ``backend`` fixes the fast path's transforms
+    (None: both are candidates on a GPU, DFTs as real matmuls on a CPU; ``"fft"`` / ``"dft"`` force one).
 
     Eval mode uses ``running_V``, the EMA of V over train forwards, stored on the grid of the last training
     resolution; at another resolution it is resampled by periodic bilinear interpolation in frequency. Before
@@ -102,7 +123,7 @@ class ConvNorm2d(nn.Module):
         momentum: float | None = None,
         ema_horizon: int = 40000,
         padding_mode: str = "zeros",
-        path: str = "fast",
+        algorithm: str = "auto",
         backend: str | None = None,
         affine_init: str = "random",
         bn: bool = False,
@@ -130,8 +151,8 @@ class ConvNorm2d(nn.Module):
                     f"ConvNorm2d: padding={self.padding} is outside 0..dilation*(kernel_size-1) "
                     f"= {d * (k - 1)}; ConvNorm crops the full convolution, so it cannot pad further"
                 )
-        if path not in PATHS:
-            raise ValueError(f"ConvNorm2d: path={path!r}; choose one of {PATHS}")
+        if algorithm != "auto" and algorithm not in ALGORITHMS:
+            raise ValueError(f"ConvNorm2d: algorithm={algorithm!r}; choose 'auto' or one of {tuple(ALGORITHMS)}")
         if backend not in BACKENDS:
             raise ValueError(f"ConvNorm2d: backend={backend!r}; choose one of {BACKENDS}")
         if affine_init not in AFFINE_INITS:
@@ -139,7 +160,7 @@ class ConvNorm2d(nn.Module):
         if momentum is not None and not 0.0 < momentum <= 1.0:
             raise ValueError(f"ConvNorm2d: momentum={momentum} must be in (0, 1] or None for the cosine schedule")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.eps, self.momentum, self.ema_horizon, self.path = eps, momentum, ema_horizon, path
+        self.eps, self.momentum, self.ema_horizon, self.algorithm = eps, momentum, ema_horizon, algorithm
         self.backend = backend
         self.padding_mode, self.affine_init = padding_mode, affine_init
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size))
@@ -153,6 +174,9 @@ class ConvNorm2d(nn.Module):
         self.bn = nn.BatchNorm2d(out_channels) if bn else None
         self.register_buffer("running_V", torch.zeros(out_channels, 0, 0))
         self.register_buffer("num_steps", torch.zeros((), dtype=torch.long))
+        # the dispatch's timed choices, one row each: the input key (_input_key) and the index in CHOICES
+        self.register_buffer("algorithm_choices", torch.zeros(0, 6, dtype=torch.long))
+        self._choices: dict[tuple[int, ...], int] = {}  # the same, readable without a device sync
         self._weight_V = WeightCache()  # V of the current weights, reused until they change
         self.reset_parameters()
 
@@ -242,35 +266,120 @@ class ConvNorm2d(nn.Module):
         return None if self.training else self.running_V_at(grid)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # running_V's shape is the training grid, unknown to a freshly built layer: adopt the saved one.
-        saved = state_dict.get(prefix + "running_V")
-        if saved is not None:
-            self.running_V.resize_(saved.shape)
+        # running_V's shape is the training grid and the choices table grows per input shape, both unknown to a
+        # freshly built layer: adopt the saved shapes. Checkpoints from before the dispatch have no choices.
+        state_dict.setdefault(prefix + "algorithm_choices", self.algorithm_choices.new_zeros(0, 6))
+        for name in ("running_V", "algorithm_choices"):
+            saved = state_dict.get(prefix + name)
+            if saved is not None:
+                getattr(self, name).resize_(saved.shape)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._choices = {tuple(row[:-1]): row[-1] for row in self.algorithm_choices.tolist()}
+
+    # ---- algorithm dispatch ---------------------------------------------------------------------------------
+    def _forced(self, device: torch.device) -> Choice:
+        """The forced algorithm, or today's default (the fast path with the device's transforms) for ``"auto"``."""
+        if self.algorithm in ("auto", "fast"):
+            return "fast", self.backend or ("fft" if device.type == "cuda" else "dft")
+        return self.algorithm, None
+
+    def candidates(self, device: torch.device) -> tuple[Choice, ...]:
+        """What ``"auto"`` times on ``device``: the fast path with each allowed transform (cuFFT on a GPU only: on
+        a CPU it costs several times the DFTs) and the spatial path. The reference is left out: the spatial path
+        is that algorithm with a cheaper V, backward and inverse (``gan bench convnorm`` checks it never loses)."""
+        if self.algorithm != "auto":
+            return (self._forced(device),)
+        transforms = (self.backend,) if self.backend else TRANSFORMS if device.type == "cuda" else ("dft",)
+        return (*(("fast", t) for t in transforms), ("spatial", None))
+
+    @staticmethod
+    def _input_key(x: Tensor) -> tuple[int, ...]:
+        """What a choice depends on besides the layer: batch, height, width, float bits, on a GPU or not."""
+        b, _, h, w = x.shape
+        return b, h, w, torch.finfo(x.dtype).bits, int(x.is_cuda)
+
+    def choice(self, x: Tensor) -> Choice:
+        """The algorithm a forward on ``x`` uses without timing: forced, recorded for this input, or the default."""
+        index = self._choices.get(self._input_key(x))
+        if index is not None and CHOICES[index] in self.candidates(x.device):
+            return CHOICES[index]
+        return self._forced(x.device)
+
+    def _dispatch(self, x: Tensor) -> Choice:
+        """A train forward's algorithm: as :meth:`choice`, but a new input shape times the candidates first."""
+        key, candidates = self._input_key(x), self.candidates(x.device)
+        if len(candidates) == 1 or key in self._choices:
+            return self.choice(x)
+        kh, kw = self.effective_kernel_size()
+        macs = x.shape[0] * x.shape[-2] * x.shape[-1] * self.in_channels // self.groups * self.out_channels * kh * kw
+        if not dispatch.timing_allowed(x, self.training, macs // (self.stride[0] * self.stride[1])):
+            return self._forced(x.device)
+        shared = (self._geometry(), key, candidates)
+        winner = dispatch.known_winner(shared)
+        if winner is None:
+            winner = dispatch.fastest(shared, [self._timed_run(x, c) for c in candidates], x.device)
+        self._record(key, CHOICES.index(candidates[winner]))
+        return candidates[winner]
+
+    def _geometry(self) -> tuple:
+        return (self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding, self.dilation,
+                self.groups, self.bias is not None, self.affine_weight is not None)
+
+    def _timed_run(self, x: Tensor, choice: Choice) -> Callable[[], None]:
+        """Forward + backward of ``choice`` on ``x`` as training runs it, touching no state of the layer.
+
+        A parametrized (spectrally normed) weight is timed through its raw original: reading ``self.weight``
+        would take a power-iteration step.
+        """
+        raw = self.parametrizations.weight.original if parametrize.is_parametrized(self, "weight") else self.weight
+        leaf = raw.detach().to(x.dtype).requires_grad_()
+        x = x.detach().requires_grad_(x.requires_grad)
+        bias = None if self.bias is None else self.bias.detach().to(x.dtype)
+        inputs = [t for t in (x, leaf) if t.requires_grad]
+
+        def run() -> None:
+            z, _ = self._run(choice, x, dilate_kernel(leaf, self.dilation), bias, None)
+            out = self._affine(z)
+            if torch.is_grad_enabled():
+                torch.autograd.grad(out, inputs, torch.ones_like(out))
+
+        return run
+
+    def _record(self, key: tuple[int, ...], index: int) -> None:
+        """Keep a timed choice, in memory and in the state dict (so a resumed run makes the same one)."""
+        self._choices[key] = index
+        row = torch.tensor([[*key, index]], dtype=torch.long, device=self.algorithm_choices.device)
+        table = torch.cat((self.algorithm_choices, row))
+        self.algorithm_choices.resize_(table.shape).copy_(table)
 
     # ---- forward --------------------------------------------------------------------------------------------
-    def normalize(self, x: Tensor, v: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Steps 1-4 (conv, preconditioner, crop, stride; see gan.layers.reference) on the chosen path; returns (z, V).
-
-        ``v=None`` uses V of the current weights; tests pass other V (V = 1 gives the plain conv).
+    def normalize(self, x: Tensor, v: Tensor | None = None, choice: Choice | None = None) -> tuple[Tensor, Tensor]:
+        """Steps 1-4 (conv, preconditioner, crop, stride; see gan.layers.reference) by ``choice`` (default:
+        :meth:`choice`); returns (z, V). ``v=None`` uses V of the current weights; tests pass other V (V = 1 gives
+        the plain conv).
         """
         weight = dilate_kernel(self.weight.to(x.dtype), self.dilation)
         bias = None if self.bias is None else self.bias.to(x.dtype)
-        if self.path == "reference":
-            return reference_convnorm(x, weight, bias, v, self.eps, self.padding, self.stride, self.groups)
-        return fourier_convnorm(x, weight, bias, v, self.eps, self.padding, self.stride, self.groups, self.backend)
+        return self._run(choice or self.choice(x), x, weight, bias, v)
 
-    def _normalize_current(self, x: Tensor, grid: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    def _run(
+        self, choice: Choice, x: Tensor, weight: Tensor, bias: Tensor | None, v: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        algorithm, transforms = choice
+        options = {"backend": transforms} if transforms else {}
+        return ALGORITHMS[algorithm](x, weight, bias, v, self.eps, self.padding, self.stride, self.groups, **options)
+
+    def _normalize_current(self, x: Tensor, grid: tuple[int, int], choice: Choice) -> tuple[Tensor, Tensor]:
         """``normalize`` with V of the current weights, computed once per weight update (kept in a WeightCache).
 
         A parametrized weight (spectral norm) is recomputed, and changed by a power iteration, on every access: its
         V is never kept, and it is not read here (a read would iterate once more).
         """
         if parametrize.is_parametrized(self, "weight"):
-            return self.normalize(x)
-        key = (grid, x.dtype, x.device, self.path, self.backend)
+            return self.normalize(x, choice=choice)
+        key = (grid, x.dtype, x.device, choice)
         cached = self._weight_V.get(self.weight, key)
-        z, v = self.normalize(x, cached)
+        z, v = self.normalize(x, cached, choice)
         if cached is None:
             self._weight_V.put(self.weight, key, v)
         return z, v
@@ -297,8 +406,12 @@ class ConvNorm2d(nn.Module):
         with torch.autocast(device_type, enabled=False):
             x = x.to(work_dtype)
             grid = self.grid(*x.shape[-2:])
+            choice = self._dispatch(x) if self.training else self.choice(x)
             v = self._eval_V(grid)
-            z, v = self._normalize_current(x, grid) if v is None else self.normalize(x, v.to(work_dtype))
+            if v is None:
+                z, v = self._normalize_current(x, grid, choice)
+            else:
+                z, v = self.normalize(x, v.to(work_dtype), choice)
             if self.training:
                 self._track(v, grid)
             out = self._affine(z)
@@ -318,5 +431,5 @@ class ConvNorm2d(nn.Module):
         s += f", bias={self.bias is not None}, affine={self.affine_weight is not None}"
         if self.affine_weight is not None and self.affine_init != "random":
             s += f", affine_init={self.affine_init}"
-        s += (", bn=True" if self.bn is not None else "") + f", path={self.path}"
+        s += (", bn=True" if self.bn is not None else "") + f", algorithm={self.algorithm}"
         return s + (f", backend={self.backend}" if self.backend else "")

@@ -234,6 +234,19 @@ def crop_and_stride(z: Tensor, kernel: tuple[int, int], padding: tuple[int, int]
     return z[..., th : nh - th : stride[0], tw : nw - tw : stride[1]]
 
 
+def pointwise_convnorm(
+    x: Tensor, weight: Tensor, bias: Tensor | None, v: Tensor | None, eps: float, stride: tuple[int, int], groups: int
+) -> tuple[Tensor, Tensor]:
+    """ConvNorm of a 1x1 kernel: V is constant in frequency, so it is weight normalisation (only V[:, 0, 0] used)."""
+    h, w = x.shape[-2:]
+    if v is None:
+        energy = _energy(weight)
+        v = _regularised_rsqrt(energy, energy, eps).expand(weight.shape[0], h, w // 2 + 1)
+    scale = v[:, 0, 0]
+    bias = None if bias is None else bias * scale
+    return F.conv2d(x, weight * scale.view(-1, 1, 1, 1), bias, stride=stride, groups=groups), v
+
+
 def fourier_convnorm(
     x: Tensor,
     weight: Tensor,
@@ -252,15 +265,8 @@ def fourier_convnorm(
     matmuls: fastest on a CPU) or ``"fft"`` (cuFFT and a complex batched matmul: fewest kernels, fastest on a
     GPU); by default the one that suits ``x``'s device.
     """
-    b, c_in, h, w = x.shape
-    c_out, _, kh, kw = weight.shape
-    if (kh, kw) == (1, 1):  # V is constant in frequency: ConvNorm is weight normalisation (only V[:, 0, 0] used)
-        if v is None:
-            energy = _energy(weight)
-            v = _regularised_rsqrt(energy, energy, eps).expand(c_out, h, w // 2 + 1)
-        scale = v[:, 0, 0]
-        bias = None if bias is None else bias * scale
-        return F.conv2d(x, weight * scale.view(-1, 1, 1, 1), bias, stride=stride, groups=groups), v
+    if weight.shape[-2:] == (1, 1):
+        return pointwise_convnorm(x, weight, bias, v, eps, stride, groups)
     backend = backend or ("fft" if x.is_cuda else "dft")
     if backend not in ("fft", "dft"):
         raise ValueError(f"fourier_convnorm: backend={backend!r}; choose 'fft', 'dft' or None")

@@ -18,7 +18,8 @@ from gan.errors import UserError
 from gan.layers.convnorm import ConvNorm2d
 
 NORMS = ("none", "spectral", "convnorm", "convnorm+spectral")
-CONVNORM_OPTIONS = ("affine_init", "bn", "backend")  # the ConvNorm2d arguments a model config may choose
+# the ConvNorm2d arguments a model config may choose
+CONVNORM_OPTIONS = ("affine_init", "bn", "backend", "algorithm")
 
 
 def check_convnorm_options(options: dict[str, Any] | None) -> dict[str, Any]:
@@ -44,7 +45,8 @@ def normalize_layer(layer: nn.Module, kind: str, convnorm: dict[str, Any] | None
     """The normalized replacement of one ``nn.Conv2d`` / ``nn.Linear`` / ``nn.Embedding`` (other modules are
     returned unchanged).
 
-    ``convnorm`` holds ConvNorm2d options (``affine_init``, ``bn``, ``backend``) for the convnorm kinds.
+    ``convnorm`` holds ConvNorm2d options (``affine_init``, ``bn``, ``backend``, ``algorithm``) for the convnorm
+    kinds.
     """
     check_norm(kind)
     spectral = kind in ("spectral", "convnorm+spectral")

@@ -1,6 +1,6 @@
 """Generator / discriminator builders: ``arch`` x image size x channels x width, D normalized by one switch.
 
-Models are plain ``nn.Module``s (no Lightning). Sizes: ``cnn`` any multiple of 8; ``resnet`` 32, 48 or 64.
+Models are plain ``nn.Module``s (no Lightning). Sizes: ``cnn`` any multiple of 8; ``resnet`` 32, 48, 64 or 128.
 ``num_classes`` makes both class-conditional (conditional BatchNorm in G, a projection D): G takes ``(z, y)`` and D
 ``(x, y)``, ``y`` a LongTensor of class indices; None builds today's unconditional nets (same modules, same init).
 """

@@ -1,8 +1,10 @@
-"""SNGAN ResNet generator / discriminator for 32x32 (CIFAR), 48x48 (STL-10) and 64x64 images.
+"""SNGAN ResNet generator / discriminator for 32x32 (CIFAR), 48x48 (STL-10), 64x64 and 128x128 images.
 
-Layouts follow the SNGAN paper (Miyato et al. 2018) and mimicry's SNGAN 32/48/64: ``width`` is the widest layer
-and the other layers are fixed fractions of it, so ``width`` scales the whole model. With ``num_classes`` G's
-BatchNorms are conditional and D adds a projection term to its logit (:mod:`gan.models.conditional`).
+Layouts follow the SNGAN paper (Miyato et al. 2018) and mimicry's SNGAN 32/48/64; 128 is the paper's ImageNet
+layout (G: five up-blocks from 4x4, D: 64..1024 channels, no downsampling in the last block). ``width`` is the
+widest layer and the other layers are fixed fractions of it, so ``width`` scales the whole model. With
+``num_classes`` G's BatchNorms are conditional and D adds a projection term to its logit
+(:mod:`gan.models.conditional`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ LAYOUTS: dict[int, tuple[int, int, tuple[int, ...], int, tuple[int, ...], tuple[
     32: (4, 256, (1, 1, 1, 1), 128, (1, 1, 1, 1), (True, True, False, False)),
     48: (6, 512, (1, 2, 4, 8), 1024, (16, 8, 4, 2, 1), (True, True, True, True, False)),
     64: (4, 1024, (1, 2, 4, 8, 16), 1024, (16, 8, 4, 2, 1), (True, True, True, True, True)),
+    128: (4, 1024, (1, 1, 2, 4, 8, 16), 1024, (16, 8, 4, 2, 1, 1), (True, True, True, True, True, False)),
 }
 
 

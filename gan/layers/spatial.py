@@ -1,0 +1,137 @@
+"""ConvNorm's spatial path: the conv by the convolution library, V's filter by real FFTs on the full grid.
+
+A ConvNorm layer is its conv plus, per output channel, a filter by V on the N_h x N_w full-convolution grid. The
+fast path forms the whole product in the Fourier domain, whose DFTs as matrix products cost O(N) per pixel; here
+the conv is ``F.conv2d`` (oneDNN / cuDNN) and only the filter is done in frequency, at O(log N) per pixel, so the
+layer's cost over its conv shrinks as the channel count grows and stays flat in the image size.
+
+The filter is self-adjoint (V is real and even in frequency, so its spatial kernel is real and symmetric): the
+backward pass is the same filter applied to the zero-filled output gradient. Written as one autograd function
+it costs one FFT pair each way, where autograd through ``rfft2`` / ``irfft2`` runs a full complex transform.
+The inverse transform is either ``irfft2`` on the whole grid followed by the crop and the stride, or (``dft``)
+real matrix products evaluated only at the kept pixels, which a strided layer's quarter-size output favours.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gan.layers.fourier import _energy, _regularised_rsqrt, crop_and_stride, pointwise_convnorm
+
+INVERSES = ("fft", "dft")
+
+
+@functools.lru_cache(maxsize=128)
+def _kept_pixel_dft(
+    grid: tuple[int, int], kernel: tuple[int, int], padding: tuple[int, int], stride: tuple[int, int],
+    dtype: torch.dtype, device: torch.device,
+) -> tuple[Tensor, Tensor]:
+    """Complex inverse-DFT matrices from the one-sided spectrum to the kept output pixels: rows (M x N_h) and
+    columns (N_f x W_out, one-sided frequencies counted twice except DC and Nyquist, the real part taken after)."""
+    nh, nw = grid
+    nf = nw // 2 + 1
+    th, tw = kernel[0] - 1 - padding[0], kernel[1] - 1 - padding[1]
+    rows = torch.arange(th, nh - th, stride[0], dtype=torch.float64)
+    cols = torch.arange(tw, nw - tw, stride[1], dtype=torch.float64)
+    angle_h = 2 * math.pi * torch.remainder(rows[:, None] * torch.arange(nh, dtype=torch.float64), nh) / nh
+    angle_w = 2 * math.pi * torch.remainder(torch.arange(nf, dtype=torch.float64)[:, None] * cols, nw) / nw
+    hermitian = torch.full((nf, 1), 2.0, dtype=torch.float64)
+    hermitian[0] = 1.0
+    if nw % 2 == 0:
+        hermitian[-1] = 1.0
+    inv_h = torch.polar(torch.full_like(angle_h, 1.0 / nh), angle_h)
+    inv_w = torch.polar(hermitian.expand_as(angle_w) / nw, angle_w)
+    complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+    return inv_h.to(device=device, dtype=complex_dtype), inv_w.to(device=device, dtype=complex_dtype)
+
+
+class _Filter(torch.autograd.Function):
+    """y (B, C, N_h, N_w) -> crop_and_stride(irfft2(rfft2(y) * V)); backward: the same filter on the zero-filled
+    gradient (the operator's transpose)."""
+
+    @staticmethod
+    def forward(ctx, y: Tensor, v: Tensor, kernel, padding, stride, inverse: str) -> Tensor:  # noqa: ANN001
+        ctx.save_for_backward(v)
+        ctx.geometry = (tuple(y.shape[-2:]), kernel, padding, stride, inverse)
+        spectrum = torch.fft.rfft2(y) * v
+        if inverse == "fft":
+            return crop_and_stride(torch.fft.irfft2(spectrum, s=y.shape[-2:]), kernel, padding, stride).contiguous()
+        inv_h, inv_w = _kept_pixel_dft(tuple(y.shape[-2:]), kernel, padding, stride, y.dtype, y.device)
+        return torch.real((inv_h @ spectrum) @ inv_w)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # noqa: ANN205
+        (v,) = ctx.saved_tensors
+        grid, kernel, padding, stride, inverse = ctx.geometry
+        if inverse == "fft":
+            full = grad.new_zeros(*grad.shape[:-2], *grid)
+            crop_and_stride(full, kernel, padding, stride).copy_(grad)
+            spectrum = torch.fft.rfft2(full)
+        else:  # the adjoint of the kept-pixel inverse: a forward DFT from the kept pixels alone
+            inv_h, inv_w = _kept_pixel_dft(grid, kernel, padding, stride, grad.dtype, grad.device)
+            spectrum = inv_h.mT.conj() @ (grad.to(inv_h.dtype) @ inv_w.mT.conj())
+            spectrum = spectrum * _onesided_adjoint_weights(grid, spectrum)
+        return torch.fft.irfft2(spectrum * v, s=grid), None, None, None, None, None
+
+
+def _onesided_adjoint_weights(grid: tuple[int, int], spectrum: Tensor) -> Tensor:
+    """Undo the Hermitian doubling and the 1/N of the kept-pixel inverse, so the adjoint lands on rfft2's scale."""
+    nh, nw = grid
+    nf = nw // 2 + 1
+    weights = torch.full((nf,), 0.5, dtype=spectrum.real.dtype, device=spectrum.device)
+    weights[0] = 1.0
+    if nw % 2 == 0:
+        weights[-1] = 1.0
+    return weights * (nh * nw)
+
+
+def power_spectrum(weight: Tensor, grid: tuple[int, int]) -> Tensor:
+    """S[c, f] = sum_c' |W_hat[c, c', f]|^2 on the one-sided ``grid``, as the DFT of the kernels' autocorrelation.
+
+    The autocorrelation sum_c' w_cc' * w_cc' is (2k-1) x (2k-1) per output channel, wrapped onto the grid, so
+    the FFTs run over C_out maps instead of the C_out * C_in / G that transforming the kernels themselves needs.
+    """
+    c_out, ci, kh, kw = weight.shape
+    w = weight.detach().reshape(1, c_out * ci, kh, kw)
+    lags = F.conv2d(w, w.reshape(c_out * ci, 1, kh, kw), padding=(kh - 1, kw - 1), groups=c_out * ci)
+    lags = lags.view(c_out, ci, 2 * kh - 1, 2 * kw - 1).sum(dim=1)  # lag (-(k-1) .. k-1) at index lag + k - 1
+    for dim, k, n in ((1, kh, grid[0]), (2, kw, grid[1])):  # wrap the lags onto the circular grid
+        shape = list(lags.shape)
+        shape[dim] = n
+        index = torch.remainder(torch.arange(1 - k, k, device=weight.device), n)
+        lags = lags.new_zeros(shape).index_add_(dim, index, lags)
+    return torch.fft.rfft2(lags).real
+
+
+def spatial_convnorm(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    v: Tensor | None,
+    eps: float,
+    padding: tuple[int, int],
+    stride: tuple[int, int],
+    groups: int,
+    inverse: str = "fft",
+) -> tuple[Tensor, Tensor]:
+    """ConvNorm steps 1-4 with the conv in space: arguments and result as
+    :func:`gan.layers.fourier.fourier_convnorm`'s; ``inverse`` is ``"fft"`` (irfft2 on the whole grid) or
+    ``"dft"`` (matrix products at the kept pixels only)."""
+    if inverse not in INVERSES:
+        raise ValueError(f"spatial_convnorm: inverse={inverse!r}; choose one of {INVERSES}")
+    kh, kw = weight.shape[-2:]
+    if (kh, kw) == (1, 1):
+        return pointwise_convnorm(x, weight, bias, v, eps, stride, groups)
+    grid = (x.shape[-2] + kh - 1, x.shape[-1] + kw - 1)
+    if v is None:
+        v = _regularised_rsqrt(power_spectrum(weight, grid).clamp(min=0), _energy(weight), eps)
+    y = F.conv2d(x, weight, padding=(kh - 1, kw - 1), groups=groups)
+    z = _Filter.apply(y, v, (kh, kw), padding, stride, inverse)
+    if bias is not None:  # a constant bias field passes the filter scaled by V's DC response
+        z = z + (bias * v[:, 0, 0]).view(1, -1, 1, 1)
+    return z, v
