@@ -234,7 +234,8 @@ def test_intra_class_fid_equals_torch_fidelity_fid_of_each_class(ckpt: str, tmp_
     assert result["metrics"]["intra_fid"] == pytest.approx(np.mean(list(intra["per_class"].values())), rel=1e-12)
     assert result["metrics"]["intra_fid"] == intra["mean"] > 0
     table = capsys.readouterr().out
-    assert "| intra-class FID (mean) |" in table and "| FID of class 2 |" in table
+    assert f"| intra-class FID (mean) | {intra['mean']:.4f} | 100 per class |" in table
+    assert f"| FID of class 2 | {intra['per_class']['2']:.4f} | 100 of class 2 |" in table
 
     cached = sorted(p.name for p in (tmp_path / "cache" / "reference").glob("*-n300-class*"))
     assert [re.search(r"-n300-class(\d)-", name)[1] for name in cached] == ["0", "1", "2"]  # cached per class

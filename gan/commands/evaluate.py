@@ -119,7 +119,8 @@ def format_table(result: dict) -> str:
                       ("KID", "kid_mean"), ("precision", "precision"), ("recall", "recall")):
         if key in m:
             spread = f" ± {m[key.replace('mean', 'std')]:.4g}" if key.endswith("mean") else ""
-            rows.append([name, f"{m[key]:.4f}{spread}", fake, real, str(p["seed"]), weights])
+            generated = f"{result['intra_fid']['num_fake_per_class']} per class" if key == "intra_fid" else fake
+            rows.append([name, f"{m[key]:.4f}{spread}", generated, real, str(p["seed"]), weights])
         elif name in result.get("skipped", {}):
             rows.append([name, f"n/a: {result['skipped'][name]}", fake, real, str(p["seed"]), weights])
     intra = result.get("intra_fid")

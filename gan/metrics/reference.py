@@ -142,7 +142,8 @@ def reference_statistics(reference: Reference, extractor: nn.Module, layer: str,
         log(f"reference statistics: {path}", verbose)
         return stats
     data = reference.dataset()
-    log(f"reference statistics of {reference.name} ({len(data)} images, {reference.image_size}px): "
+    which = reference.name if reference.label is None else f"{reference.name} class {reference.label}"
+    log(f"reference statistics of {which} ({len(data)} images, {reference.image_size}px): "
         f"extracting features once, cached at {path}", verbose)
     features = get_featuresdict_from_dataset(data, extractor, batch_size, cuda, not cuda, verbose)[layer]
     stats = {**gaussian_statistics(features), "num_samples": torch.tensor(len(features))}
