@@ -26,7 +26,8 @@ class FidelityCallback(GStepCallback):
     scores them (:mod:`gan.metrics.shards`: the numbers of a single-process evaluation); the metrics go to every
     logger as ``eval/fid``, ``eval/is_mean``, ``eval/kid_mean``... with ``step = g_step`` and to
     ``<run>/fidelity.jsonl`` with their protocol and weights; ``best_fid.ckpt`` is kept beside the other
-    checkpoints.
+    checkpoints. A class-conditional GAN's images get labels drawn uniformly by :class:`GeneratorAdapter` (seeded
+    with ``seed``, stated in the protocol), as ``gan eval`` draws them.
 
     Args:
         every_n_g_steps: evaluation period in generator steps.

@@ -1,7 +1,9 @@
 """``gan compare RUN_DIR...``: the normalizations side by side, a markdown table and an FID-vs-G-step plot.
 
 FID / IS per G step come from the FID callback (``fidelity.jsonl``, ``eval/*`` columns of metrics.csv) or,
-for runs trained without it, from ``gan eval`` of the run's checkpoints (``ckpt/g*.eval.json``)."""
+for runs trained without it, from ``gan eval`` of the run's checkpoints (``ckpt/g*.eval.json``). Intra-class FID,
+precision and recall (``gan eval --intra-fid --metrics fid,prc``) get columns of their last values when any run
+has them."""
 
 from __future__ import annotations
 
@@ -66,11 +68,23 @@ def fmt(point: tuple[float, int] | None, with_step: bool = False) -> str:
     return f"{point[0]:.2f} (@{point[1]})" if with_step else f"{point[0]:.2f}"
 
 
+OPTIONAL_COLUMNS = {"intra_fid": "intra-FID", "precision": "precision", "recall": "recall"}  # metric -> column
+
+
+def fmt_last(point: tuple[float, int] | None) -> str:
+    """A last value with its G step (these metrics are often measured at the last checkpoint only)."""
+    return "-" if point is None else f"{point[0]:.3g} (@{point[1]})"
+
+
 def table(runs: list[Run]) -> str:
-    header = ["run", "norm", "arch", "G steps", "best FID", "final FID", "best IS", "final IS", "protocol"]
+    optional = [key for key in OPTIONAL_COLUMNS if any(r.final(key) for r in runs)]
+    header = ["run", "norm", "arch", "G steps", "best FID", "final FID", "best IS", "final IS",
+              *(OPTIONAL_COLUMNS[key] for key in optional), "protocol"]
     rows = [[r.path.name, r.norm, r.arch, str(r.g_steps), fmt(r.best("fid", True), True), fmt(r.final("fid")),
-             fmt(r.best("is_mean", False), True), fmt(r.final("is_mean")), r.protocol] for r in runs]
+             fmt(r.best("is_mean", False), True), fmt(r.final("is_mean")), *(fmt_last(r.final(k)) for k in optional),
+             r.protocol] for r in runs]
     return markdown_table(header, rows)
+
 
 
 def plot(runs: list[Run], out: Path) -> None:

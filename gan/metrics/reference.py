@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 from torch_fidelity.utils import get_featuresdict_from_dataset
 
-from gan.data import DATA_ROOT, DATASETS, build_dataset, default_split
+from gan.data import DATA_ROOT, DATASETS, build_dataset, dataset_classes, dataset_labels, default_split, item_label
 from gan.errors import UserError
 from gan.metrics.adapters import UInt8Images
 from gan.metrics.cache import cache_root, load_checked, log, save_checked
@@ -32,20 +32,24 @@ class Reference:
     num_samples: int | None = None  # None: the whole split
     seed: int = 0  # which subset, when num_samples is smaller than the split
     fingerprint: str = ""  # content identity where the name is not enough (image folders)
+    label: int | None = None  # this class's images only (of the subset above): intra-class FID's reference
 
     @classmethod
     def from_data(cls, dataset: str, split: str, image_size: int, channels: int, num_samples: int | None = None,
-                  root: str = DATA_ROOT, seed: int = 0) -> Reference:
-        """A ``gan.data`` dataset split at the generator's resolution (resized as training saw it)."""
+                  root: str = DATA_ROOT, seed: int = 0, num_classes: int | None = None) -> Reference:
+        """A ``gan.data`` dataset split at the generator's resolution (resized as training saw it); ``num_classes``
+        labels synthetic images as a conditional run's training data (other datasets carry their own labels)."""
+        classes = num_classes if dataset == "synthetic" else None
 
         def build() -> Dataset:
             return UInt8Images(build_dataset(dataset, root=root, split=split, image_size=image_size,
-                                             channels=channels))
+                                             channels=channels, num_classes=classes))
 
         fingerprint = folder_fingerprint(Path(root)) if dataset == "folder" else ""
         label = f"folder:{Path(root).resolve()}" if dataset == "folder" else dataset
         grey = "/grey" if channels == 1 else ""  # grey CIFAR is another reference than CIFAR
-        return cls(f"{label}/{split}{grey}", build, image_size, num_samples, seed, fingerprint)
+        labelled = f"/{classes}-classes" if classes else ""  # labelled synthetic images differ from unlabelled
+        return cls(f"{label}/{split}{grey}{labelled}", build, image_size, num_samples, seed, fingerprint)
 
     @classmethod
     def from_training_data(cls, data: Mapping[str, Any] | None, image_size: int, channels: int,
@@ -60,11 +64,23 @@ class Reference:
             raise UserError(f"no reference dataset: the training data is not known here; set {field} "
                             f"(one of {', '.join(DATASETS)})")
         split = split or data.get("split") or default_split(dataset)
-        return cls.from_data(dataset, split, image_size, channels, num_samples, root or data.get("root") or DATA_ROOT)
+        return cls.from_data(dataset, split, image_size, channels, num_samples, root or data.get("root") or DATA_ROOT,
+                             num_classes=data.get("num_classes") if dataset == data.get("name") else None)
+
 
     def describe(self) -> dict:
-        return {"reference": self.name, "resolution": self.image_size, "num_real": self.num_samples,
-                "real_subset_seed": self.seed}
+        described = {"reference": self.name, "resolution": self.image_size, "num_real": self.num_samples,
+                     "real_subset_seed": self.seed}
+        return described if self.label is None else {**described, "class": self.label}  # old cache keys kept
+
+    def for_class(self, label: int) -> Reference:
+        """The images of class ``label`` within this reference's (seeded) subset, cached under their own key."""
+        return replace(self, label=label)
+
+    def num_classes(self) -> int | None:
+        """How many classes the reference's labels name (None: unlabelled); builds the dataset."""
+        data = self.build()
+        return dataset_classes(data.dataset if isinstance(data, UInt8Images) else data)
 
     def cache_path(self, cache: Path, extractor: str, layer: str, weights_id: str) -> Path:
         key = {**self.describe(), "fingerprint": self.fingerprint, "extractor": extractor, "layer": layer,
@@ -72,7 +88,8 @@ class Reference:
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in self.name)[-60:]
         count = "all" if self.num_samples is None else self.num_samples
-        return cache / "reference" / f"{slug}-{self.image_size}px-n{count}-{extractor}-{digest}.pt"
+        part = "" if self.label is None else f"-class{self.label}"
+        return cache / "reference" / f"{slug}-{self.image_size}px-n{count}{part}-{extractor}-{digest}.pt"
 
     def dataset(self) -> Dataset:
         data = self.build()
@@ -80,11 +97,30 @@ class Reference:
         if total == 0:
             raise UserError(f"reference {self.name} has no images")
         if self.num_samples is None or self.num_samples == total:
-            return data
-        if self.num_samples > total:
+            indices = list(range(total))
+        elif self.num_samples > total:
             raise UserError(f"reference {self.name} has {total} images; --num-real {self.num_samples} asks for more")
-        order = torch.randperm(total, generator=torch.Generator().manual_seed(self.seed))
-        return UInt8Images(data, sorted(order[: self.num_samples].tolist()))
+        else:
+            order = torch.randperm(total, generator=torch.Generator().manual_seed(self.seed))
+            indices = sorted(order[: self.num_samples].tolist())
+        if self.label is not None:
+            labels = item_labels(data)
+            indices = [i for i in indices if labels[i] == self.label]
+            if len(indices) < 2:  # a covariance needs two
+                raise UserError(f"reference {self.name} has {len(indices)} images of class {self.label} among its "
+                                f"{self.num_samples or total}; raise --num-real")
+        return data if len(indices) == total else UInt8Images(data, indices)
+
+
+def item_labels(data: Dataset) -> list[int]:
+    """Every item's label, read without decoding images where the dataset keeps them (``gan.data``'s do)."""
+    inner = data.dataset if isinstance(data, UInt8Images) else data
+    labels = dataset_labels(inner)
+    if labels is None:
+        labels = [int(item_label(inner[i])) for i in range(len(inner))]  # type: ignore[arg-type]
+    if isinstance(data, UInt8Images):
+        return [labels[i] for i in data.indices]
+    return labels
 
 
 def folder_fingerprint(folder: Path) -> str:
@@ -106,7 +142,8 @@ def reference_statistics(reference: Reference, extractor: nn.Module, layer: str,
         log(f"reference statistics: {path}", verbose)
         return stats
     data = reference.dataset()
-    log(f"reference statistics of {reference.name} ({len(data)} images, {reference.image_size}px): "
+    which = reference.name if reference.label is None else f"{reference.name} class {reference.label}"
+    log(f"reference statistics of {which} ({len(data)} images, {reference.image_size}px): "
         f"extracting features once, cached at {path}", verbose)
     features = get_featuresdict_from_dataset(data, extractor, batch_size, cuda, not cuda, verbose)[layer]
     stats = {**gaussian_statistics(features), "num_samples": torch.tensor(len(features))}

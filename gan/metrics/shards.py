@@ -2,7 +2,9 @@
 extracts their features, rank 0 gathers the features and scores.
 
 The share is whole batches: process r takes batches r, r + W, r + 2W, ... of the single-process order, each drawn
-from the same latents as there (torch-fidelity's seeded noise stream, batch by batch). Every batch is therefore
+from the same latents as there (torch-fidelity's seeded noise stream, batch by batch) and, for a conditional
+generator, the same labels (those of its samples' global indices, :meth:`GeneratorAdapter.labels`). Every batch is
+therefore
 computed exactly as a single process computes it, and the gathered features, put back in order, give the metrics
 of a single-process evaluation of the same samples.
 """
@@ -72,11 +74,14 @@ def shared_fake_features(fake: GeneratorAdapter, extractor: nn.Module, num_fake:
     mine = shard.batches(num_batches)
     shard.sync(fake.generator)
     device = torch.device("cuda" if cuda else "cpu")
+    labels = fake.labels(num_fake, seed)  # by global sample index: the single-process labels of each batch
     images = []
     with eval_mode(fake), torch.no_grad():
         for index, latents in enumerate(latent_batches(fake, num_fake, batch_size, seed)):
             if index in mine:
-                images.append(fake(latents.to(device)).cpu())
+                start = index * batch_size
+                inputs = [latents] if labels is None else [latents, labels[start : start + len(latents)]]
+                images.append(fake(*(x.to(device) for x in inputs)).cpu())
     features = {}
     if images:  # consecutive whole batches: torch-fidelity's loader cuts them where they were generated
         features = get_featuresdict_from_dataset(UInt8Images(torch.cat(images)), extractor, batch_size, cuda, True,

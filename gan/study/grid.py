@@ -21,7 +21,8 @@ import yaml
 from gan.errors import UserError
 
 STUDY_MARKER = "study.json"  # in each run folder: its study, variant and seed (what reports group by)
-EVAL_FIELDS = ("num_fake", "num_real", "split", "seed", "inception_weights", "feature_extractor")
+EVAL_FIELDS = ("num_fake", "num_real", "split", "seed", "inception_weights", "feature_extractor", "intra_fid", "prc")
+EVAL_FLAGS = ("intra_fid", "prc")  # true: gan eval --intra-fid / --metrics fid,prc
 CURVE_EVERY = "every"  # eval.curve.every: score the checkpoints at multiples of this many G steps (and the last)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
@@ -136,8 +137,11 @@ def load_grid(path: str | Path, out_dir: str | Path | None = None) -> Grid:
         if not isinstance(every, int) or every < 1:
             raise UserError(f"study grid {path}: eval.curve.every={every!r} must be an integer >= 1 (G steps)")
         bad = sorted(set(protocol) - set(EVAL_FIELDS))
-        if bad or int(protocol.get("num_fake", 2)) < 2 or int(protocol.get("num_real", 2)) < 2:
-            raise UserError(f"study grid {path}: eval.{kind} takes {', '.join(EVAL_FIELDS)} with counts >= 2")
+        flags_ok = all(isinstance(protocol.get(flag, False), bool) for flag in EVAL_FLAGS)
+        if bad or not flags_ok or int(protocol.get("num_fake", 2)) < 2 or int(protocol.get("num_real", 2)) < 2:
+            raise UserError(f"study grid {path}: eval.{kind} takes {', '.join(EVAL_FIELDS)} with counts >= 2 and "
+                            f"{' / '.join(EVAL_FLAGS)} true or false")
+
     return Grid(
         name=str(spec.get("name") or path.stem), path=path, base=base,
         out_dir=Path(out_dir or spec.get("out_dir") or "checkpoints/studies"), seeds=list(seeds),

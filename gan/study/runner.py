@@ -52,10 +52,14 @@ class Job:
 
 
 def eval_argv(ckpt: Path, protocol: dict, out: Path) -> list[str]:
-    argv = ["eval", str(ckpt), "--json", str(out), "--metrics", "fid"]
+    protocol = dict(protocol)
+    argv = ["eval", str(ckpt), "--json", str(out), "--metrics", "fid,prc" if protocol.pop("prc", False) else "fid"]
+    if protocol.pop("intra_fid", False):
+        argv.append("--intra-fid")
     for key, value in protocol.items():
         argv += [f"--{key.replace('_', '-')}", str(value)]
     return argv
+
 
 
 def plan(grid: Grid, runs: list[Run], evaluate: bool = True) -> list[Job]:
