@@ -8,7 +8,8 @@ from; a seed sets the weight init (``seed_everything``), the latent stream (``mo
 (``data.seed``), so that seeds are independent replicates.
 
 A grid may instead name ``regimes``: each a set of shared overrides (e.g. SNGAN's n_dis 5 / Adam (0, 0.9)
-schedule) with its own variants and, optionally, its own seeds and evaluation protocols; its runs live in
+schedule) with its own variants and, optionally, its own seeds and evaluation protocols (``eval.curve`` /
+``eval.final``, each replacing the grid's); its runs live in
 ``<out_dir>/<study>/<regime>/<variant>-s<seed>``, so that one report compares variants within each regime. A grid
 without regimes is one unnamed regime and keeps its flat run folders. An optional ``slurm`` section gives the
 resources of each job when the study runs on a cluster (``gan study --launcher slurm``).
@@ -231,7 +232,8 @@ def load_grid(path: str | Path, out_dir: str | Path | None = None) -> Grid:
                 raise UserError(f"{at}: field 'variants' is missing")
             if "seeds" not in body and seeds is None:
                 raise UserError(f"{at}: no seeds (give the grid's seeds or the regime's)")
-            own = _protocols(at, body["eval"]) if "eval" in body else (curve, final, every)
+            own = _protocols(at, {**(spec.get("eval") or {}), **body["eval"]}) if "eval" in body else (
+                curve, final, every)  # a regime's curve or final replaces the grid's, the other is kept
             regimes.append(Regime(str(name), _variants(at, body["variants"]),
                                   _seeds(at, body["seeds"]) if "seeds" in body else list(seeds or []),
                                   dict(body.get("overrides") or {}), *own))
