@@ -10,7 +10,8 @@ from gan.cli import main
 from gan.study.grid import load_grid
 
 ROOT = Path(__file__).parents[1]
-GRIDS = sorted(p for p in ROOT.glob("configs/studies/*.yaml") if "variants" in yaml.safe_load(p.read_text()))
+GRIDS = sorted(p for p in ROOT.glob("configs/studies/*.yaml")
+               if {"variants", "regimes"} & set(yaml.safe_load(p.read_text())))
 CONFIGS = sorted(p for p in ROOT.glob("configs/**/*.yaml") if p not in GRIDS)  # a study's base config is one
 
 
@@ -42,11 +43,27 @@ def test_config_parses(config, capsys):
 def test_study_grid_expands_into_configs_that_parse(grid, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)  # a grid names its base config relative to the repository
     study = load_grid(grid, tmp_path)
-    for run in (r for r in study.runs() if r.seed == study.seeds[0]):  # one seed: the variants are what differ
-        path = tmp_path / f"{run.name}.yaml"
+    for run in (r for r in study.runs() if r.seed == r.regime.seeds[0]):  # one seed: the variants are what differ
+        path = tmp_path / f"{run.name.replace('/', '-')}.yaml"
         path.write_text(yaml.safe_dump(run.config))
         resolved = printed_config(path, capsys)
         assert resolved["model"]["norm"] == run.config["model"]["norm"], run.name
         assert resolved["seed_everything"] == resolved["model"]["seed"] == run.seed
         monitors = {c["class_path"].rsplit(".", 1)[1] for c in resolved["trainer"]["callbacks"]}
         assert {"SpectralNormMonitor", "GradientNormMonitor"} <= monitors, run.name  # every study run logs both
+
+
+def test_the_regimes_grid_trains_the_two_older_grids_runs(monkeypatch):
+    """fashion_mnist_regimes.yaml puts the norm study's two grids into one: the same run configs and protocols."""
+    monkeypatch.chdir(ROOT)
+    combined = {run.name: run for run in load_grid("configs/studies/fashion_mnist_regimes.yaml").runs()}
+    older = [(regime, run) for regime, name in (("ndis1", "fashion_mnist_norms"), ("sngan", "fashion_mnist_sngan"))
+             for run in load_grid(f"configs/studies/{name}.yaml").runs()]
+    assert sorted(combined) == sorted(f"{regime}/{run.name}" for regime, run in older)
+    for regime, run in older:
+        new = combined[f"{regime}/{run.name}"]
+        assert new.config["run"].pop("out_dir").endswith(f"fashion_mnist_regimes/{regime}")
+        run.config["run"].pop("out_dir")
+        assert new.config == run.config, run.name
+        assert (new.regime.curve, new.regime.final, new.regime.curve_every) == (
+            run.regime.curve, run.regime.final, run.regime.curve_every)

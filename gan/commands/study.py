@@ -6,11 +6,17 @@ interrupted run resumes from its last checkpoint. Output: ``<out_dir>/<study>/<v
 run each), ``configs/`` (each run's config), ``logs/`` (each job's output), ``report.md``, ``fid_vs_step.png``
 and ``spectral_norms.png``. With ``--train-only`` it trains and stops: train where the GPU is (no Inception weights
 needed), copy the study folder back, and the same command without the flag scores and reports.
+
+``--launcher slurm`` submits every training and evaluation as a SLURM job through submitit (resources from the
+grid's ``slurm:`` section or the flags below) and waits for them; ``--launcher submitit-local`` runs the same jobs
+with submitit's local executor. ``--export DIR`` copies the small result files the report reads (no checkpoints)
+to ``DIR/<study>/``; ``--report-only --out-dir DIR`` rewrites the report from such a copy. See docs/studies.md.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from gan.errors import UserError
 
@@ -26,6 +32,19 @@ def main(argv: list[str]) -> int:
     p.add_argument("--report-only", action="store_true", help="write the report from what is on disk")
     p.add_argument("--train-only", action="store_true",
                    help="train the runs and stop (score them later, e.g. on a machine with Inception weights)")
+    p.add_argument("--launcher", default="local",
+                   help="local (processes on this machine, the default), slurm (a SLURM job per training and "
+                        "evaluation through submitit) or submitit-local (those jobs on this machine)")
+    p.add_argument("--export", metavar="DIR",
+                   help="copy the small result files of every run (eval JSON, metrics CSV, monitor jsonl, configs; "
+                        "no checkpoints) to DIR/<study>/ and stop; --report-only --out-dir DIR reports from them")
+    cluster = p.add_argument_group("slurm resources (override the grid's slurm: section)")
+    cluster.add_argument("--partition")
+    cluster.add_argument("--gpus", type=int, dest="gpus_per_run", help="GPUs per training run (default 1)")
+    cluster.add_argument("--cpus", type=int, dest="cpus_per_task", help="CPUs per task")
+    cluster.add_argument("--time", type=int, dest="time_min", metavar="MINUTES", help="time limit of each job")
+    cluster.add_argument("--account")
+    cluster.add_argument("--constraint")
     args = p.parse_args(argv)
     if args.jobs is not None and args.jobs < 1:
         raise UserError(f"--jobs {args.jobs}: must be >= 1")
@@ -33,18 +52,44 @@ def main(argv: list[str]) -> int:
         raise UserError(f"--threads {args.threads}: must be >= 1")
     if args.train_only and args.report_only:
         raise UserError("--train-only and --report-only exclude each other: train first, report after")
+    from gan.study.cluster import LAUNCHERS
+
+    if args.launcher not in LAUNCHERS:
+        raise UserError(f"--launcher {args.launcher!r} is not known; choose one of {', '.join(LAUNCHERS)}")
+    flags = {k: getattr(args, k) for k in ("partition", "gpus_per_run", "cpus_per_task", "time_min", "account",
+                                           "constraint")}
+    for key in ("gpus_per_run", "cpus_per_task", "time_min"):
+        if flags[key] is not None and flags[key] < (0 if key == "gpus_per_run" else 1):
+            raise UserError(f"--{key}: {flags[key]} is not a valid count")
+    if args.launcher == "local" and any(v is not None for v in flags.values()):
+        raise UserError("slurm resources (--partition, --gpus, ...) need --launcher slurm or submitit-local")
 
     from gan.study.grid import load_grid
     from gan.study.report import write_report
     from gan.study.runner import default_jobs, execute
 
     grid = load_grid(args.grid, args.out_dir)
+    if args.export:
+        from gan.study.export import export_results
+
+        copied = export_results(grid, Path(args.export))
+        print(f"exported {copied} file(s) of {grid.name} to {Path(args.export) / grid.name}")
+        return 0
     failed = []
     if not args.report_only:
-        jobs = args.jobs or default_jobs(args.threads)
-        print(f"study {grid.name}: {len(grid.variants)} variants x {len(grid.seeds)} seeds in {grid.dir}, "
-              f"{jobs} process(es) at once, {args.threads} thread(s) each", flush=True)
-        failed = execute(grid, jobs, args.threads, args.dry_run, evaluate=not args.train_only)
+        if args.launcher == "local":
+            jobs = args.jobs or default_jobs(args.threads)
+            print(f"study {grid.name}: {grid.describe()} in {grid.dir}, {jobs} process(es) at once, "
+                  f"{args.threads} thread(s) each", flush=True)
+            failed = execute(grid, jobs, args.threads, args.dry_run, evaluate=not args.train_only)
+        else:
+            from gan.study import cluster
+
+            res = cluster.resources(grid, flags)
+            print(f"study {grid.name}: {grid.describe()} in {grid.dir}, jobs through submitit ({args.launcher}), "
+                  f"{args.threads} thread(s) each", flush=True)
+            failed = cluster.execute(grid, args.launcher, res, args.threads, args.dry_run,
+                                     evaluate=not args.train_only)
         if args.dry_run:
             return 0
     if not args.train_only:

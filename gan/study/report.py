@@ -1,8 +1,10 @@
 """Runs grouped by variant: mean +- std over seeds of final / best FID, speed, D's separation, gradient and spectral
-norms, as a markdown report with a FID-vs-step plot (a band per variant) and a per-layer spectral-norm plot.
+norms, as a markdown report with a FID-vs-step plot (a band per variant) and a per-layer spectral-norm plot; and
+for each metric of :data:`METRICS`, 95 % confidence intervals over seeds and Welch's t-test between every two
+variants of a regime (:mod:`gan.study.stats`), with a sentence when the seeds are too few to separate them.
 
-A run's variant is what ``gan study`` recorded in ``<run>/study.json``; other runs are grouped by their config's
-normalization (``norm`` plus any ``convnorm`` options).
+A run's regime and variant are what ``gan study`` recorded in ``<run>/study.json``; other runs are grouped by their
+config's normalization (``norm`` plus any ``convnorm`` options).
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path
 
 from gan.markdown import markdown_table
 from gan.plots import png_figure
 from gan.runs import GRADIENT_LOG, SPECTRAL_LOG, describe_protocol, eval_results, logged_rows, model_config, read_jsonl
+from gan.study import stats
 from gan.study.grid import STUDY_MARKER, final_eval_path
 
 # "D discriminates": mean D(real) - D(fake) at least this. With the hinge loss, loss/d is 2.0 when D is undecided and
@@ -29,7 +34,9 @@ class RunSummary:
     variant: str
     seed: int | None
     g_steps: int = 0
+    regime: str | None = None
     final_fid: float | None = None
+    intra_fid: float | None = None  # mean over classes of the final evaluation's intra-class FID, when it has one
     final_protocol: str = "-"
     curve: dict[int, float] = field(default_factory=dict)  # g_step -> FID (the curve protocol)
     curve_protocol: str = "-"
@@ -45,16 +52,24 @@ class RunSummary:
         return min(values) if values else None
 
 
-def _variant(path: Path) -> tuple[str, int | None]:
+def _variant(path: Path) -> tuple[str, int | None, str | None]:
+    """(variant, seed, regime) of a run folder."""
     marker = path / STUDY_MARKER
     if marker.is_file():
         info = json.loads(marker.read_text())
-        return str(info["variant"]), info.get("seed")
+        return str(info["variant"]), info.get("seed"), info.get("regime")
     model = model_config(path)
     options = model.get("convnorm") or {}
     suffix = "".join(f" {k}={v}" for k, v in sorted(options.items())) if str(model.get("norm", "")).startswith(
         "convnorm") else ""
-    return f"{model.get('norm', '?')}{suffix}", None
+    return f"{model.get('norm', '?')}{suffix}", None, None
+
+
+def _mean_of(value: object) -> float | None:
+    """A metric that is a number, or per-class results with a ``mean`` (``intra_fid``)."""
+    if isinstance(value, dict):
+        value = value.get("mean")
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _last_row(path: Path) -> dict[str, float]:
@@ -64,8 +79,8 @@ def _last_row(path: Path) -> dict[str, float]:
 
 def summarize_run(path: Path) -> RunSummary:
     """Everything the report needs from one run folder (missing pieces stay None / empty)."""
-    variant, seed = _variant(path)
-    run = RunSummary(path, variant, seed)
+    variant, seed, regime = _variant(path)
+    run = RunSummary(path, variant, seed, regime=regime)
     rows = logged_rows(path)
     logged = [(s, r) for s, r in sorted(rows.items()) if "d/real" in r and "d/fake" in r]
     run.g_steps = max(rows, default=0)
@@ -83,16 +98,27 @@ def summarize_run(path: Path) -> RunSummary:
     if final.is_file():
         entry = json.loads(final.read_text())
         run.final_fid, run.final_protocol = float(entry["metrics"]["fid"]), describe_protocol(entry)
+        run.intra_fid = _mean_of(entry["metrics"].get("intra_fid"))
     run.grads = _last_row(path / GRADIENT_LOG)
     run.spectral = _last_row(path / SPECTRAL_LOG)
     return run
 
 
 def group(runs: list[RunSummary]) -> dict[str, list[RunSummary]]:
+    """Runs by ``<regime>/<variant>`` (just the variant for runs without a regime), in first-seen order."""
     groups: dict[str, list[RunSummary]] = {}
     for run in runs:
-        groups.setdefault(run.variant, []).append(run)
+        groups.setdefault(run.variant if run.regime is None else f"{run.regime}/{run.variant}", []).append(run)
     return groups
+
+
+def _has_regimes(groups: dict[str, list[RunSummary]]) -> bool:
+    return any(r.regime is not None for runs in groups.values() for r in runs)
+
+
+def _label(runs: list[RunSummary], with_regime: bool) -> list[str]:
+    """The first cells of a group's row: [regime, variant] when the report has regimes, else [variant]."""
+    return [runs[0].regime or "-", runs[0].variant] if with_regime else [runs[0].variant]
 
 
 def mean_std(values: list[float | None], digits: int = 1) -> str:
@@ -115,15 +141,16 @@ def percent(text: str) -> str:
 
 def summary_table(groups: dict[str, list[RunSummary]]) -> str:
     steps = common_steps([r for runs in groups.values() for r in runs if r.curve])
-    header = ["variant", "seeds", "G steps", "final FID", "best FID (curve)", "G-steps/s",
-              "D separates at step", "stuck after 200", "grad norm real / fake", "max layer σ"]
+    with_regime = _has_regimes(groups)
+    header = [*(["regime"] if with_regime else []), "variant", "seeds", "G steps", "final FID", "best FID (curve)",
+              "G-steps/s", "D separates at step", "stuck after 200", "grad norm real / fake", "max layer σ"]
     rows = []
-    for variant, runs in groups.items():
+    for runs in groups.values():
         trained = [r for r in runs if r.g_steps > 0]  # a study still running has folders with nothing logged yet
         separations = ["never" if r.separates_at is None else str(r.separates_at) for r in trained]
         separated = "never" if separations and set(separations) == {"never"} else ", ".join(separations) or "-"
         rows.append([
-            variant, str(len(trained)), str(max(r.g_steps for r in runs)),
+            *_label(runs, with_regime), str(len(trained)), str(max(r.g_steps for r in runs)),
             mean_std([r.final_fid for r in runs]), mean_std([r.best_fid(steps) for r in runs]),
             mean_std([r.speed for r in runs], 2), separated,
             percent(mean_std([None if r.stuck is None else 100 * r.stuck for r in runs], 0)),
@@ -136,9 +163,97 @@ def summary_table(groups: dict[str, list[RunSummary]]) -> str:
 
 def spectral_table(groups: dict[str, list[RunSummary]]) -> str:
     layers = list(dict.fromkeys(k for runs in groups.values() for r in runs for k in r.spectral))
-    rows = [[variant, *(mean_std([r.spectral.get(layer) for r in runs], 2) for layer in layers)]
-            for variant, runs in groups.items()]
-    return markdown_table(["variant", *layers], rows)
+    with_regime = _has_regimes(groups)
+    rows = [[*_label(runs, with_regime), *(mean_std([r.spectral.get(layer) for r in runs], 2) for layer in layers)]
+            for runs in groups.values()]
+    return markdown_table([*(["regime"] if with_regime else []), "variant", *layers], rows)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A per-run number the statistics section compares; ``value`` gets the run and the curve steps every run
+    of the report has. Adding a metric to the report is adding one entry to :data:`METRICS`."""
+
+    name: str
+    value: Callable[[RunSummary, set[int]], float | None]
+
+
+METRICS = (
+    Metric("final FID", lambda run, steps: run.final_fid),
+    Metric("best FID (curve)", lambda run, steps: run.best_fid(steps)),
+    Metric("intra-class FID (mean over classes)", lambda run, steps: run.intra_fid),
+)
+
+
+def _values(runs: list[RunSummary], metric: Metric, steps: set[int]) -> list[float]:
+    values = (metric.value(r, steps) for r in runs)
+    return [v for v in values if v is not None and math.isfinite(v)]
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def statistics_section(groups: dict[str, list[RunSummary]]) -> list[str]:
+    """Markdown lines: per metric, each group's mean, std and 95 % interval; then Welch's test between every two
+    variants of a regime, and a sentence for each pair the seeds do not separate (empty when no metric has values)."""
+    steps = common_steps([r for runs in groups.values() for r in runs if r.curve])
+    with_regime = _has_regimes(groups)
+    level = f"{stats.LEVEL:.0%}".replace("%", " %")
+    lines: list[str] = []
+    tests: list[list[str]] = []
+    notes: list[str] = []
+    for metric in METRICS:
+        values = {label: _values(runs, metric, steps) for label, runs in groups.items()}
+        if not any(values.values()):
+            continue
+        rows = []
+        for label, runs in groups.items():
+            if values[label]:
+                s = stats.summarize(values[label])
+                interval = "-" if s.low is None else f"{s.low:.1f} to {s.high:.1f}"
+                rows.append([*_label(runs, with_regime), str(s.n), _num(s.mean), _num(s.std), interval])
+        lines += [f"### {metric.name}", "", markdown_table(
+            [*(["regime"] if with_regime else []), "variant", "n", "mean", "std", f"{level} CI of the mean"], rows), ""]
+        for a, b in combinations(groups, 2):
+            runs_a, runs_b = groups[a], groups[b]
+            if runs_a[0].regime != runs_b[0].regime or not (values[a] and values[b]):
+                continue  # variants are compared within a regime only
+            where = f" ({runs_a[0].regime})" if with_regime else ""
+            pair = f"{runs_a[0].variant} vs {runs_b[0].variant}"
+            test = stats.welch(values[a], values[b])
+            if test is None:
+                notes.append(f"- {metric.name}, {pair}{where}: no test (needs 2 or more seeds each, and some spread).")
+                continue
+            tests.append([*([runs_a[0].regime or "-"] if with_regime else []), metric.name, pair,
+                          f"{test.diff:+.1f}", f"{test.low:+.1f} to {test.high:+.1f}", _p(test.p)])
+            if test.p >= 1 - stats.LEVEL:
+                need = stats.seeds_needed(values[a], values[b])
+                more = (f"at the observed spread, about {need} seeds per variant would be needed for p < "
+                        f"{1 - stats.LEVEL:.2f}" if need else "the observed difference is negligible against the "
+                        "spread: no practical number of seeds would separate them")
+                notes.append(f"- {metric.name}, {pair}{where}: {len(values[a])} and {len(values[b])} seeds do not "
+                             f"separate them (difference {test.diff:+.1f}, {level} CI {test.low:+.1f} to "
+                             f"{test.high:+.1f}, p = {_p(test.p)}); {more}.")
+    if not lines:
+        return []
+    out = ["## Statistics over seeds", "", *lines]
+    if tests:
+        out += ["### Differences between variants (Welch's t-test)", "", markdown_table(
+            [*(["regime"] if with_regime else []), "metric", "A vs B", "A - B", f"{level} CI of A - B", "p"],
+            tests), ""]
+    out += [*notes, *([""] if notes else []),
+            f"Mean and sample std (n - 1) over seeds; the {level} interval of the mean is Student's t with n - 1 "
+            "degrees of freedom. A - B: Welch's unequal-variance t-test (seeds are independent replicates and the "
+            "variants' spreads differ), its interval from the Welch-Satterthwaite degrees of freedom. Seeds needed: "
+            "the smallest n per variant at which the observed difference and standard deviations would give p < "
+            f"{1 - stats.LEVEL:.2f} (no power allowance: a new study of that size separates them about half the "
+            "time).", ""]
+    return out
 
 
 def protocols(runs: list[RunSummary]) -> tuple[str, str]:
@@ -150,7 +265,7 @@ def protocols(runs: list[RunSummary]) -> tuple[str, str]:
 def plot_fid_bands(groups: dict[str, list[RunSummary]], out: Path, title: str = "") -> Path:
     """Mean FID against G step per variant, with a band from the lowest to the highest seed."""
     with png_figure(out) as ax:
-        for variant, runs in groups.items():
+        for variant, runs in groups.items():  # (the group's label: <regime>/<variant> in a grid with regimes)
             steps = sorted(common_steps(runs))
             if not steps:
                 continue
@@ -202,6 +317,7 @@ def write_report(run_dirs: list[Path], out_dir: Path, title: str) -> str:
         "||grad_x D(x)|| at the last measurement (mean over images). max layer σ: largest final per-layer "
         "spectral norm of D.", "",
     ]
+    lines += statistics_section(groups)
     if has_spectral:
         lines += ["## Final per-layer spectral norms of D", "", spectral_table(groups), ""]
     if has_curve:

@@ -1,4 +1,5 @@
-"""Runs a study's jobs as separate processes, N at a time: training (fresh or resumed), then ``gan eval`` of every
+"""Runs a study's jobs (:class:`Job`, shared with the cluster launcher in :mod:`gan.study.cluster`) as separate local
+processes, N at a time: training (fresh or resumed), then ``gan eval`` of every
 saved checkpoint (the curve protocol) and of the last one (the final protocol).
 
 Everything is derived from what is on disk, so an interrupted study continues where it stopped: a finished run
@@ -41,14 +42,30 @@ def up_to_date(result: Path, source: Path) -> bool:
 
 @dataclass
 class Job:
+    """One unit of a study's work, the same for every launcher: the ``gan`` arguments of a training or an evaluation
+    of one run. Local processes and cluster jobs both run :meth:`command`."""
+
     kind: str  # "train" or "eval"
     run: Run
     argv: list[str]
     label: str
     output: Path | None = None  # the file an eval job writes
+    resume_from: Path | None = None  # a training job resumes from this checkpoint when it exists as the job starts
+
+    def command(self) -> list[str]:
+        """The ``gan`` arguments as of now: a training job resumes from ``last.ckpt`` if there is one by then, so a
+        job requeued after a preemption or time limit continues where its first attempt saved."""
+        if self.resume_from is not None and self.resume_from.is_file():
+            return [*self.argv, "--ckpt_path", str(self.resume_from)]
+        return list(self.argv)
 
     def log_path(self, grid: Grid) -> Path:
         return grid.dir / "logs" / f"{self.label}.log"
+
+
+def job_env(threads: int) -> dict[str, str]:
+    """What a job's process gets on top of its environment: ``threads`` torch threads, unbuffered output."""
+    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
 
 
 def eval_argv(ckpt: Path, protocol: dict, out: Path) -> list[str]:
@@ -67,41 +84,45 @@ def plan(grid: Grid, runs: list[Run], evaluate: bool = True) -> list[Job]:
     ``evaluate`` is off: training on a machine without Inception weights, scoring later on another)."""
     jobs = []
     for run in runs:
+        regime = run.regime
+        curve, final, every = (regime.curve, regime.final, regime.curve_every) if regime else ({}, {}, 1)
         steps = trained_steps(run)
+        last = run.dir / "ckpt" / "last.ckpt"
         if steps < run.max_g_steps:
             config = grid.dir / "configs" / f"{run.name}.yaml"
-            argv = ["fit", "--config", str(config)]
-            if steps:
-                argv += ["--ckpt_path", str(run.dir / "ckpt" / "last.ckpt")]
-            jobs.append(Job("train", run, argv, f"{run.name}-train" + ("-resume" if steps else "")))
+            jobs.append(Job("train", run, ["fit", "--config", str(config)],
+                            f"{run.name}-train" + ("-resume" if steps else ""), resume_from=last))
             continue
         if not evaluate:
             continue
         for ckpt in sorted((run.dir / "ckpt").glob(CURVE_PATTERN)):
             step = int(ckpt.stem[1:])
-            if step % grid.curve_every and step != run.max_g_steps:
+            if step % every and step != run.max_g_steps:
                 continue
             out = eval_result_path(ckpt)  # where gan compare and the report look for the curve
             if not up_to_date(out, ckpt):
-                jobs.append(Job("eval", run, eval_argv(ckpt, grid.curve, out), f"{run.name}-{ckpt.stem}", out))
-        out, last = final_eval_path(run.dir), run.dir / "ckpt" / "last.ckpt"
+                jobs.append(Job("eval", run, eval_argv(ckpt, curve, out), f"{run.name}-{ckpt.stem}", out))
+        out = final_eval_path(run.dir)
         if not up_to_date(out, last):
-            jobs.append(Job("eval", run, eval_argv(last, grid.final, out), f"{run.name}-final", out))
+            jobs.append(Job("eval", run, eval_argv(last, final, out), f"{run.name}-final", out))
     return jobs
 
 
 def write_configs(grid: Grid, runs: list[Run]) -> None:
     """Each run's full config under ``<study>/configs/`` (what its training process reads), and a
-    ``study.json`` in each run folder naming its study, variant and seed (what reports group by)."""
+    ``study.json`` in each run folder naming its study, regime, variant and seed (what reports group by)."""
     folder = grid.dir / "configs"
     folder.mkdir(parents=True, exist_ok=True)
     for run in runs:
         path = folder / f"{run.name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
         text = yaml.safe_dump(run.config, sort_keys=False)
         if not path.is_file() or path.read_text() != text:
             path.write_text(text)
         run.dir.mkdir(parents=True, exist_ok=True)
         marker = {"study": grid.name, "variant": run.variant, "seed": run.seed}
+        if run.regime_name is not None:  # a grid without regimes keeps its markers as they were
+            marker = {"study": grid.name, "regime": run.regime_name, "variant": run.variant, "seed": run.seed}
         (run.dir / STUDY_MARKER).write_text(json.dumps(marker) + "\n")
 
 
@@ -119,10 +140,10 @@ def execute(grid: Grid, jobs_at_once: int, threads: int, dry_run: bool = False,
     write_configs(grid, runs)
     if dry_run:
         for job in plan(grid, runs, evaluate):
-            print(f"would run: gan {' '.join(job.argv)}")
+            print(f"would run: gan {' '.join(job.command())}")
         return []
     (grid.dir / "logs").mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **job_env(threads)}
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     running: dict[str, tuple[Job, subprocess.Popen, float, int]] = {}
     failed: dict[str, Job] = {}
@@ -133,8 +154,9 @@ def execute(grid: Grid, jobs_at_once: int, threads: int, dry_run: bool = False,
         free_slots = [s for s in range(jobs_at_once) if s not in {slot for *_, slot in running.values()}]
         for job, slot in zip(ready, free_slots):
             slot_env = {**env, "CUDA_VISIBLE_DEVICES": str(slot % gpus)} if gpus else env
+            job.log_path(grid).parent.mkdir(parents=True, exist_ok=True)
             with open(job.log_path(grid), "a") as log:
-                process = subprocess.Popen([*GAN_COMMAND, *job.argv], stdout=log,
+                process = subprocess.Popen([*GAN_COMMAND, *job.command()], stdout=log,
                                            stderr=subprocess.STDOUT, env=slot_env)
             running[job.label] = (job, process, time.perf_counter(), slot)
             todo.remove(job)

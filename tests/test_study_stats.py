@@ -1,0 +1,106 @@
+"""The study report's statistics: the t distribution, Student-t intervals and Welch's test against scipy and hand
+values, and the report's statistics section (pairs within a regime only, a sentence when seeds do not separate)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+
+import pytest
+from scipy import stats as scipy_stats
+
+from gan.study import stats
+from gan.study.report import METRICS, RunSummary, statistics_section
+
+
+@pytest.mark.parametrize("df", [1, 1.5, 2, 3, 4.7, 10, 30, 200])
+def test_t_distribution_matches_scipy(df):
+    for q in (0.5, 0.6, 0.9, 0.975, 0.995, 0.9999, 0.025):
+        assert stats.t_ppf(q, df) == pytest.approx(scipy_stats.t.ppf(q, df), rel=1e-9, abs=1e-12)
+    for t in (-7.0, -1.3, 0.0, 0.4, 2.2, 15.0):
+        assert stats.t_cdf(t, df) == pytest.approx(scipy_stats.t.cdf(t, df), rel=1e-10, abs=1e-14)
+
+
+def test_t_quantiles_by_hand():
+    assert stats.t_ppf(0.975, 1) == pytest.approx(math.tan(math.pi * 0.475), rel=1e-10)  # Cauchy: tan(pi (q - 1/2))
+    q = 0.975  # df = 2 has a closed form: (2q - 1) / sqrt(2 q (1 - q))
+    assert stats.t_ppf(q, 2) == pytest.approx((2 * q - 1) / math.sqrt(2 * q * (1 - q)), rel=1e-10)
+    assert stats.t_ppf(0.975, 1e4) == pytest.approx(1.959963984540054, abs=3e-4)  # near the normal's 97.5 % point
+    with pytest.raises(ValueError):
+        stats.t_ppf(1.0, 3)
+
+
+@pytest.mark.parametrize("a, b", [
+    ([132.0, 118.0, 146.5], [124.3, 110.0, 139.0]),  # overlapping seeds: not separated
+    ([149.4, 149.3], [115.9, 110.8, 120.9]),  # very unequal spreads and sizes
+    ([1.0, 2.0, 3.0], [4.0, 5.0, 6.0]),
+])
+def test_welch_matches_scipy(a, b):
+    ours = stats.welch(a, b)
+    ref = scipy_stats.ttest_ind(a, b, equal_var=False)
+    interval = ref.confidence_interval(0.95)
+    assert ours.p == pytest.approx(ref.pvalue, rel=1e-9)
+    assert ours.t == pytest.approx(ref.statistic, rel=1e-12) and ours.df == pytest.approx(ref.df, rel=1e-12)
+    assert (ours.low, ours.high) == (pytest.approx(interval.low, rel=1e-9), pytest.approx(interval.high, rel=1e-9))
+
+
+def test_welch_by_hand():
+    test = stats.welch([1.0, 2.0, 3.0], [4.0, 5.0, 6.0])  # variances 1 and 1: se^2 = 2/3, df = 4 exactly
+    assert test.diff == -3 and test.df == pytest.approx(4) and test.t == pytest.approx(-3 / math.sqrt(2 / 3))
+    assert stats.welch([1.0], [2.0, 3.0]) is None and stats.welch([1.0, 1.0], [2.0, 2.0]) is None
+
+
+def test_mean_interval_is_student_t():
+    values = [132.0, 118.0, 146.5]
+    s = stats.summarize(values)
+    low, high = scipy_stats.t.interval(0.95, len(values) - 1, loc=statistics.mean(values),
+                                       scale=scipy_stats.sem(values))
+    assert s.std == pytest.approx(statistics.stdev(values)) and (s.low, s.high) == (pytest.approx(low),
+                                                                                      pytest.approx(high))
+    assert stats.summarize([5.0]).std is None
+
+
+def test_seeds_needed_is_the_smallest_n_reaching_p_005():
+    a, b = [132.0, 118.0, 146.5], [124.3, 110.0, 139.0]
+    n = stats.seeds_needed(a, b)
+
+    def p_at(k: int) -> float:
+        return scipy_stats.ttest_ind_from_stats(statistics.mean(a), statistics.stdev(a), k, statistics.mean(b),
+                                                statistics.stdev(b), k, equal_var=False).pvalue
+
+    assert n is not None and p_at(n) < 0.05 <= p_at(n - 1)
+    assert stats.seeds_needed([1.0, 2.0], [1.0, 2.0]) is None  # no difference at all
+
+
+def _runs(regime, variant, finals, intra=None):
+    return [RunSummary(path=Path(f"{regime}/{variant}-s{i}"), variant=variant, seed=i,
+                       regime=regime, g_steps=10, final_fid=f, intra_fid=None if intra is None else intra[i])
+            for i, f in enumerate(finals)]
+
+
+def test_statistics_section_compares_within_a_regime_and_explains_what_is_not_separated():
+    groups = {
+        "r1/none": _runs("r1", "none", [132.0, 118.0, 146.5]),
+        "r1/spectral": _runs("r1", "spectral", [124.3, 110.0, 139.0]),
+        "r1/bn": _runs("r1", "bn", [276.0, 270.0, 280.0]),
+        "r2/none": _runs("r2", "none", [120.4, 144.2]),
+    }
+    text = "\n".join(statistics_section(groups))
+    names = [m.name for m in METRICS]
+    assert f"### {names[0]}" in text and f"### {names[1]}" not in text  # only metrics the runs have
+    tests = [line for line in text.splitlines() if line.startswith(("| r1 |", "| r2 |")) and " vs " in line]
+    assert len(tests) == 3 and all(line.startswith("| r1 |") for line in tests)  # r2 has one variant: no pairs
+    sentences = [line for line in text.splitlines() if line.startswith("- ")]
+    assert len(sentences) == 1 and "none vs spectral (r1)" in sentences[0]  # bn is clearly separated from both
+    need = stats.seeds_needed([132.0, 118.0, 146.5], [124.3, 110.0, 139.0])
+    assert f"about {need} seeds per variant" in sentences[0] and "p = 0.546" in sentences[0]
+
+
+def test_intra_fid_is_one_more_metric():
+    groups = {"a": _runs(None, "a", [100.0, 110.0], intra=[150.0, 160.0]),
+              "b": _runs(None, "b", [120.0, 125.0], intra=[170.0, 175.0])}
+    text = "\n".join(statistics_section(groups))
+    intra = next(m.name for m in METRICS if "intra" in m.name)
+    assert f"### {intra}" in text and f"| {intra} | a vs b |" in text
+    assert "| a | 2 | 155.0 |" in text  # mean of the per-run class means
