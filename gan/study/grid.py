@@ -49,8 +49,8 @@ class Regime:
     variants: dict[str, dict[str, Any]]
     seeds: list[int]
     overrides: dict[str, Any] = field(default_factory=dict)
-    curve: dict[str, Any] = field(default_factory=dict)
-    final: dict[str, Any] = field(default_factory=dict)
+    curve: dict[str, Any] | None = None  # None: the grid asks for no such evaluation
+    final: dict[str, Any] | None = None
     curve_every: int = 1
 
 
@@ -164,7 +164,8 @@ def _variants(where: str, variants: Any) -> dict[str, dict[str, Any]]:
 
 
 def _protocols(where: str, evaluation: Any) -> tuple[dict[str, Any], dict[str, Any], int]:
-    """``eval:`` -> (curve protocol, final protocol, curve every)."""
+    """``eval:`` -> (curve protocol, final protocol, curve every); a protocol the grid does not name is None (no such
+    evaluation runs: a grid without ``eval`` trains only)."""
     evaluation = evaluation or {}
     if not isinstance(evaluation, dict) or set(evaluation) - {"curve", "final"}:
         raise UserError(f"{where}: eval takes curve and final, each a mapping of {', '.join(EVAL_FIELDS)}")
@@ -178,9 +179,9 @@ def _protocols(where: str, evaluation: Any) -> tuple[dict[str, Any], dict[str, A
         if bad or not flags_ok or int(protocol.get("num_fake", 2)) < 2 or int(protocol.get("num_real", 2)) < 2:
             raise UserError(f"{where}: eval.{kind} takes {', '.join(EVAL_FIELDS)} with counts >= 2 and "
                             f"{' / '.join(EVAL_FLAGS)} true or false")
-    curve = dict(evaluation.get("curve") or {})
-    every = int(curve.pop(CURVE_EVERY, 1))
-    return curve, dict(evaluation.get("final") or {}), every
+    curve = dict(evaluation["curve"] or {}) if "curve" in evaluation else None
+    every = int(curve.pop(CURVE_EVERY, 1)) if curve is not None else 1
+    return curve, dict(evaluation["final"] or {}) if "final" in evaluation else None, every
 
 
 def _slurm(where: str, spec: Any) -> dict[str, Any]:

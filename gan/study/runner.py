@@ -85,7 +85,7 @@ def plan(grid: Grid, runs: list[Run], evaluate: bool = True) -> list[Job]:
     jobs = []
     for run in runs:
         regime = run.regime
-        curve, final, every = (regime.curve, regime.final, regime.curve_every) if regime else ({}, {}, 1)
+        curve, final, every = (regime.curve, regime.final, regime.curve_every) if regime else (None, None, 1)
         steps = trained_steps(run)
         last = run.dir / "ckpt" / "last.ckpt"
         if steps < run.max_g_steps:
@@ -95,7 +95,7 @@ def plan(grid: Grid, runs: list[Run], evaluate: bool = True) -> list[Job]:
             continue
         if not evaluate:
             continue
-        for ckpt in sorted((run.dir / "ckpt").glob(CURVE_PATTERN)):
+        for ckpt in sorted((run.dir / "ckpt").glob(CURVE_PATTERN)) if curve is not None else ():
             step = int(ckpt.stem[1:])
             if step % every and step != run.max_g_steps:
                 continue
@@ -103,7 +103,7 @@ def plan(grid: Grid, runs: list[Run], evaluate: bool = True) -> list[Job]:
             if not up_to_date(out, ckpt):
                 jobs.append(Job("eval", run, eval_argv(ckpt, curve, out), f"{run.name}-{ckpt.stem}", out))
         out = final_eval_path(run.dir)
-        if not up_to_date(out, last):
+        if final is not None and not up_to_date(out, last):
             jobs.append(Job("eval", run, eval_argv(last, final, out), f"{run.name}-final", out))
     return jobs
 
