@@ -28,8 +28,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision import datasets, transforms
 
 from gan.errors import UserError
-from gan.files import FileLock
-from gan.validate import at_least
+from gan.utils.files import FileLock
+from gan.utils.validate import at_least
 
 DATA_ROOT = ".data"  # where datasets are read from (and downloaded to) unless data.root says otherwise
 DATASETS = ("cifar10", "cifar100", "stl10", "fashion-mnist", "mnist", "folder", "synthetic")

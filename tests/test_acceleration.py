@@ -10,7 +10,7 @@ import torch
 
 from gan.errors import UserError
 from gan.models import build_discriminator
-from gan.module import GAN
+from gan.training.module import GAN
 
 
 def test_an_unknown_compile_mode_is_refused_in_one_line():

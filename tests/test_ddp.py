@@ -16,7 +16,7 @@ SCRIPT = textwrap.dedent("""
     sys.path.insert(0, sys.argv[2])
     from conftest import TINY_DATA, TINY_MODEL
     from gan.data import GANDataModule
-    from gan.module import GAN
+    from gan.training.module import GAN
 
     pl.seed_everything(0, verbose=False)
     model = GAN(**TINY_MODEL)

@@ -11,7 +11,7 @@ import torch
 from conftest import files_of, write_config
 
 from gan.cli import main
-from gan.divergence import LossWatch, nonfinite
+from gan.training.divergence import LossWatch, nonfinite
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from PIL import Image
 from gan.cli import main
 from gan.errors import UserError
 from gan.metrics import GeneratorAdapter, Reference, compute_metrics
-from gan.module import load_gan
-from gan.validate import at_least, in_range, positive
+from gan.training.module import load_gan
+from gan.utils.validate import at_least, in_range, positive
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ from torch.nn.utils import parametrize
 from gan.errors import UserError
 from gan.layers.convnorm import ConvNorm2d
 from gan.layers.norms import NORMS
-from gan.losses import get_loss
 from gan.models import build_discriminator, build_generator, count_parameters
+from gan.training.losses import get_loss
 
 # (arch, image size, channels, width): tiny widths keep the suite fast
 CASES = [("cnn", 16, 1, 4), ("resnet", 32, 3, 8)]

@@ -6,8 +6,8 @@ import csv
 import pytest
 import torch
 
-from gan.losses import LOSSES
-from gan.module import GAN, latent_seed, load_gan
+from gan.training.losses import LOSSES
+from gan.training.module import GAN, latent_seed, load_gan
 
 
 def test_trains_exactly_max_g_steps_with_n_dis_fresh_batches(tmp_path, tiny_fit):

@@ -75,7 +75,7 @@ def changes():
     def to_float64(layer, x):
         layer.double()
 
-    def announced_untracked_write(layer, x):  # what a CUDA graph replay does; gan.capture announces it
+    def announced_untracked_write(layer, x):  # what a CUDA graph replay does; gan.training.cuda_graphs announces it
         layer.weight.data.mul_(-1.5)
         forget_all()
 

@@ -17,7 +17,6 @@ from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from
 
 from gan.bench import device_description, median_seconds
 from gan.data import SyntheticImages
-from gan.markdown import markdown_table
 from gan.metrics import (
     EVAL_SEED,
     INCEPTION,
@@ -30,6 +29,7 @@ from gan.metrics import (
     resolve_weights,
 )
 from gan.models import build_generator
+from gan.utils.markdown import markdown_table
 
 TARGET = 1.05
 

@@ -41,9 +41,9 @@ from gan.bench import device_description
 from gan.bench.convnorm import LAYERS, bench_layer
 from gan.bench.step import fit_timed, lightning_seconds, lightning_vs_plain, random_images
 from gan.errors import UserError
-from gan.markdown import markdown_table
 from gan.models import build_generator
-from gan.module import GAN
+from gan.training.module import GAN
+from gan.utils.markdown import markdown_table
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "cifar10"
 ARCHS, NORMS = ("cnn", "resnet"), ("none", "spectral", "convnorm")
@@ -179,7 +179,7 @@ def method_switches(method: str) -> dict:
 
 
 def method_warmup(method: str, warmup: int) -> int:
-    """G steps before timing: compiling happens after the first G step (``gan.module``), and a recorded step
+    """G steps before timing: compiling happens after the first G step (``gan.training.module``), and a recorded step
     replays from the G step after its 3 warm-up calls."""
     switches = method_switches(method)
     first_fast_step = 2 + (switches["compile"] is not None) + 3 * switches["cuda_graphs"]

@@ -21,8 +21,8 @@ from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
 from gan.bench import device_description, synchronize
 from gan.layers.norms import NORMS
-from gan.markdown import markdown_table
-from gan.module import GAN, latent_seed
+from gan.training.module import GAN, latent_seed
+from gan.utils.markdown import markdown_table
 
 LIMIT = 1.05
 

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytorch_lightning as pl
 
 from gan.callbacks.schedule import GStepCallback
-from gan.module import GAN
+from gan.training.module import GAN
 
 
 class GStepCheckpoint(GStepCallback):
     """Saves ``dirpath/g<g_step>.ckpt`` every ``every_n_g_steps`` G steps and ``dirpath/last.ckpt`` then and whenever
     training stops (the final step, or a signal: gan.callbacks.interrupt). Each file is written atomically (under
-    ``gan fit``: ``gan.checkpoint_io.SafeCheckpointIO``, a temp file beside the target), so an interrupted save never
+    ``gan fit``: ``gan.runs.checkpoints.SafeCheckpointIO``, a temp file beside the target), so an interrupted save never
     corrupts an older one."""
 
     def __init__(self, dirpath: str | Path, every_n_g_steps: int = 5000) -> None:

@@ -25,10 +25,10 @@ from torch import Tensor, nn
 
 from gan.callbacks.schedule import GStepCallback
 from gan.data import item_image, item_label
-from gan.loggers import send_metrics
-from gan.module import GAN
-from gan.runs import GRADIENT_LOG, append_jsonl
-from gan.validate import at_least
+from gan.runs.layout import GRADIENT_LOG, append_jsonl
+from gan.training.loggers import send_metrics
+from gan.training.module import GAN
+from gan.utils.validate import at_least
 
 
 def input_gradient_norms(discriminator: nn.Module, images: Tensor, labels: Tensor | None = None) -> Tensor:

@@ -12,7 +12,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from torchvision.utils import save_image
 
 from gan.callbacks.schedule import GStepCallback
-from gan.module import GAN
+from gan.training.module import GAN
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:

@@ -2,9 +2,9 @@
 ``--model.norm convnorm``, ``--ckpt_path`` to resume).
 
 The run goes to ``<run.out_dir>/<run.name>/`` (default ``checkpoints/<data>-<arch>-<norm>``): ``config.yaml``,
-``ckpt/``, ``logs/`` (TensorBoard + metrics.csv), ``samples/`` (see gan.runs). Everything is checked before
+``ckpt/``, ``logs/`` (TensorBoard + metrics.csv), ``samples/`` (see gan.runs.layout). Everything is checked before
 anything is written: the settings' ranges, that the run folder is new or resumed from its own checkpoint, that the
-checkpoint fits the model, and that no other process trains there (gan/run_folder.py). Ctrl-C or SIGTERM saves
+checkpoint fits the model, and that no other process trains there (gan/runs/folder.py). Ctrl-C or SIGTERM saves
 ``last.ckpt`` at the next step boundary and exits non-zero (130 / 143); a diverged run stops with exit code 2 and
 its last finite checkpoint kept.
 """
@@ -22,14 +22,14 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from gan.callbacks import GStepCheckpoint, GStepProgressBar, SampleGrid
 from gan.callbacks.interrupt import StopOnSignal
-from gan.checkpoint_io import SafeCheckpointIO, check_fits
 from gan.data import GANDataModule
-from gan.divergence import DivergedError
-from gan.loggers import AppendingCSVLogger
 from gan.models import count_parameters
-from gan.module import GAN, read_checkpoint
-from gan.run_folder import RunLock, check_target, run_folder
-from gan.validate import at_least
+from gan.runs.checkpoints import SafeCheckpointIO, check_fits
+from gan.runs.folder import RunLock, check_target, run_folder
+from gan.training.divergence import DivergedError
+from gan.training.loggers import AppendingCSVLogger
+from gan.training.module import GAN, read_checkpoint
+from gan.utils.validate import at_least
 
 
 @dataclass

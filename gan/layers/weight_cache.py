@@ -7,7 +7,8 @@ A parameter counts as changed when autograd's version counter moved (every in-pl
 steps, ``copy_``, ``load_state_dict``, ``nn.init``) or its storage is another one (``.to()``, ``.data = ...``).
 torch's fused optimizers (``fused=True``) write without bumping the counter, and other libraries' optimizers may
 do the same, so every step of such an optimizer, seen through a global optimizer hook, drops all cached values; so
-does every replay of a CUDA graph (:func:`forget_all`, called by ``gan.capture``), whose kernels bump nothing.
+does every replay of a CUDA graph (:func:`forget_all`, called by ``gan.training.cuda_graphs``), whose kernels bump
+nothing.
 Writes that bypass the counter otherwise (in place through ``.data``, a collective writing into the parameter) are
 not seen: call :func:`forget_all` after them.
 

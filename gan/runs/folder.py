@@ -1,6 +1,6 @@
 """A run folder belongs to one run and, while it trains, to one process.
 
-``gan fit`` writes ``<run.out_dir>/<run.name>/`` (layout in gan/module.py). The rules that keep one run from
+``gan fit`` writes ``<run.out_dir>/<run.name>/`` (layout in gan/training/module.py). The rules that keep one run from
 overwriting another: the name is one folder inside ``run.out_dir``; a folder that already holds checkpoints is only
 trained further from one of its own checkpoints (``--ckpt_path``); and a folder is locked while a process trains in
 it (``run.lock``, an OS lock that dies with its holder, so a killed run never blocks the next one).
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from gan.errors import UserError
-from gan.files import FileLock
+from gan.utils.files import FileLock
 
 LOCK_FILE = "run.lock"
 

@@ -6,7 +6,7 @@ One ``training_step`` is one SNGAN iteration: ``n_dis`` discriminator steps, eac
 ``trainer.global_step`` counts every optimizer step (``n_dis + 1`` per iteration): schedules follow ``g_step``.
 
 A checkpoint holds ``g_step`` at the top level and the hparams, so ``GAN.load_from_checkpoint`` rebuilds it. The run
-folder ``gan fit`` writes is described in ``gan.runs``.
+folder ``gan fit`` writes is described in ``gan.runs.layout``.
 
 Conditional models (``num_classes``): D steps score real images with their labels and fakes with labels drawn
 uniformly, the G step draws its labels uniformly too; those labels come from the same seeded stream as the latents
@@ -34,17 +34,17 @@ from pytorch_lightning.utilities import rank_zero_warn
 from pytorch_lightning.utilities.model_helpers import is_overridden
 from torch import Tensor, nn
 
-from gan.acceleration import check_compile_mode, check_switches
-from gan.capture import CapturedStep, set_capturable, set_learning_rate
-from gan.checkpoint_io import load_checkpoint_file
 from gan.data import item_image, item_label
-from gan.divergence import EXPLODING_LOSS, DivergedError, LossWatch, nonfinite
 from gan.errors import UserError
-from gan.loggers import send_metrics
-from gan.losses import get_loss
 from gan.models import build_discriminator, build_generator
-from gan.modes import eval_mode
-from gan.validate import at_least, in_range, positive
+from gan.runs.checkpoints import load_checkpoint_file
+from gan.training.cuda_graphs import CapturedStep, set_capturable, set_learning_rate
+from gan.training.divergence import EXPLODING_LOSS, DivergedError, LossWatch, nonfinite
+from gan.training.execution import check_compile_mode, check_switches
+from gan.training.loggers import send_metrics
+from gan.training.losses import get_loss
+from gan.utils.modes import eval_mode
+from gan.utils.validate import at_least, in_range, positive
 
 DIVERGED_FIX = ("Lower model.lr_d / model.lr_g (or check the data), then resume from the last finite checkpoint "
                 "or start a new run.")
@@ -415,7 +415,7 @@ class GAN(pl.LightningModule):
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint dict at ``path``, loaded as plain data only (``gan.checkpoint_io``); a missing, unreadable or
+    """The checkpoint dict at ``path``, loaded as plain data only (``gan.runs.checkpoints``); a missing, unreadable or
     code-carrying file is a UserError naming it."""
     path = Path(path)
     if not path.is_file():

@@ -1,5 +1,5 @@
 """The GAN module's speed switches, checked before training: ``model.compile`` (torch.compile of G and D),
-``model.channels_last`` and ``model.cuda_graphs`` (whole steps as CUDA graphs, :mod:`gan.capture`).
+``model.channels_last`` and ``model.cuda_graphs`` (whole steps as CUDA graphs, :mod:`gan.training.cuda_graphs`).
 
 Each refusal is one line naming the switch, why this machine or run cannot use it, and what to set instead.
 """

@@ -11,7 +11,7 @@
     <run>/ckpt/<name>.eval.json      ``gan eval`` of checkpoint ``ckpt/<name>.ckpt`` (g_step, metrics, protocol)
     <run>/spectral_norms.jsonl       per-layer spectral norms of D (SpectralNormMonitor; drawn in spectral_norms.png)
     <run>/gradient_norms.jsonl       D's input-gradient norms (GradientNormMonitor)
-    <run>/run.lock                   held while a process trains in the folder, naming it (gan.run_folder)
+    <run>/run.lock                   held while a process trains in the folder, naming it (gan.runs.folder)
 
 ``gan compare`` and ``gan study``'s report read runs only through this module.
 """
