@@ -36,7 +36,8 @@ def input_gradient_norms(discriminator: nn.Module, images: Tensor, labels: Tenso
     D)."""
     x = images.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        (grad,) = torch.autograd.grad(discriminator(x, labels).sum(), x)
+        scores = discriminator(x) if labels is None else discriminator(x, labels)  # any unconditional D
+        (grad,) = torch.autograd.grad(scores.sum(), x)
     return grad.flatten(1).norm(dim=1)
 
 
@@ -78,7 +79,7 @@ class GradientNormMonitor(GStepCallback):
         real_y = None if self.real_labels is None else self.real_labels.to(pl_module.device)
         fake = pl_module.generate(z, fake_y, ema=False)
         d = copy.deepcopy(pl_module.discriminator).train()
-        if pl_module._d_batch_stats:  # batch statistics: score real and fake together, as in the D step
+        if pl_module.d_has_batch_stats:  # batch statistics: score real and fake together, as in the D step
             labels = None if real_y is None else torch.cat([real_y, fake_y])
             grads = input_gradient_norms(d, torch.cat([real, fake]), labels).split([len(real), len(fake)])
         else:
