@@ -55,7 +55,8 @@ def test_compile_switch_trains_through_compiled_nets_and_keeps_checkpoint_keys(t
     # the switch's wiring; ConvNorm's own compiled numbers are checked above (spectral norm compiles faster)
     eager, _ = tiny_fit(tmp_path / "eager", norm="spectral", max_g_steps=2)
     compiled, _ = tiny_fit(tmp_path / "compiled", norm="spectral", max_g_steps=2, compile="default")
-    assert all(isinstance(net, torch._dynamo.eval_frame.OptimizedModule) for net in compiled._train_nets)
+    nets = (compiled.steps.generator, compiled.steps.discriminator)
+    assert all(isinstance(net, torch._dynamo.eval_frame.OptimizedModule) for net in nets)
     assert compiled.g_step == 2 and list(compiled.state_dict()) == list(eager.state_dict())
     u = "discriminator.net.0.parametrizations.weight.0._u"  # spectral norm's power iteration ran in the graphs
     initial = tiny_gan_factory(norm="spectral").state_dict()[u]
@@ -83,7 +84,7 @@ def test_channels_last_discriminator_matches_contiguous_and_trains(tmp_path, tin
 
 def test_bf16_mixed_trains_and_scores_like_float32_within_bf16_rounding(tmp_path, tiny_fit):
     model, _ = tiny_fit(tmp_path, norm="convnorm+spectral", max_g_steps=2, trainer={"precision": "bf16-mixed"})
-    assert model.g_step == 2 and model._direct_steps  # bf16 needs no loss scaling: the direct steps apply
+    assert model.g_step == 2 and model.execution.direct  # bf16 needs no loss scaling: the direct steps apply
     assert all(torch.isfinite(p).all() for p in model.parameters())
     d = model.discriminator.eval()
     x = torch.rand(8, 1, 8, 8) * 2 - 1
@@ -110,7 +111,7 @@ def test_a_step_hook_keeps_lightnings_wrappers_and_both_paths_train_identically(
     direct, direct_trainer = tiny_fit(tmp_path / "direct", max_g_steps=3)
     hooks = StepHooks()
     wrapped, wrapped_trainer = tiny_fit(tmp_path / "wrapped", max_g_steps=3, callbacks=[hooks])
-    assert direct._direct_steps and not wrapped._direct_steps
+    assert direct.execution.direct and not wrapped.execution.direct
     assert hooks.calls == {"on_after_backward": 3 * (2 + 1), "on_before_optimizer_step": 3 * (2 + 1)}
     assert direct_trainer.global_step == wrapped_trainer.global_step == 3 * (2 + 1)
     for (name, value), other in zip(direct.state_dict().items(), wrapped.state_dict().values()):

@@ -74,3 +74,9 @@ def build_discriminator(
 def count_parameters(module: nn.Module) -> int:
     """Trainable parameters (spectral norm's u / v vectors are buffers, so they are not counted)."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def has_batch_statistics(net: nn.Module) -> bool:
+    """Whether ``net`` normalizes with statistics of its input batch (BatchNorm, ConvNorm's ``bn``): such a D must
+    score fakes beside reals wherever it scores them, as it does in the D step."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
