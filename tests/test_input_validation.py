@@ -49,6 +49,10 @@ def one_line_error(capsys, *needles: str) -> str:
     (("--model.n_dis", "0"), "model.n_dis=0 is out of range"),
     (("--run.sample_num", "0"), "run.sample_num=0 is out of range"),
     (("--run.ckpt_every", "-1"), "run.ckpt_every=-1 is out of range"),
+    (("--data.batch_size", "1000000000"), "data.batch_size=1000000000 exceeds the dataset's"),
+    (("--data.image_size", "100000"), "image_size=100000 is out of range; use at most 1024 pixels a side"),
+    (("--model.lr_g", "nan"), "model.lr_g=nan is not a finite number; give one, e.g. --model.lr_g 0.0002"),
+    (("--model.lr_d=inf",), "model.lr_d=inf is not a finite number"),
 ])
 def test_fit_refuses_out_of_range_settings(run, tmp_path, capsys, override, message):
     assert main(["fit", "--config", str(run.parent / "tiny.yaml"), "--run.out_dir", str(tmp_path), *override]) == 2

@@ -23,6 +23,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from gan.callbacks import GStepCheckpoint, GStepProgressBar, SampleGrid
 from gan.callbacks.interrupt import StopOnSignal
 from gan.data import GANDataModule
+from gan.errors import UserError
 from gan.models import count_parameters
 from gan.runs.checkpoints import SafeCheckpointIO, check_fits
 from gan.runs.folder import RunLock, check_target, run_folder
@@ -120,10 +121,24 @@ def last_finite_checkpoint(path: Path) -> str:
     return f"Its last finite checkpoint is kept: {path} (G step {read_checkpoint(path).get('g_step')})."
 
 
+NON_FINITE = {"nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
+
+
+def refuse_non_finite(argv: list[str]) -> None:
+    """``--model.lr_g nan`` (or ``inf``) as one line with a fix: the parser would reject the text with its usage."""
+    for i, arg in enumerate(argv):
+        key, _, value = arg.partition("=")
+        if not value and i + 1 < len(argv):
+            value = argv[i + 1]
+        if key.startswith("--") and "." in key and value.strip().lower() in NON_FINITE:
+            raise UserError(f"{key[2:]}={value} is not a finite number; give one, e.g. {key} 0.0002")
+
+
 def main(argv: list[str]) -> int:
     # `gan fit` passes its own argv on purpose, and the dataloader_iter step is how n_dis fresh batches are drawn
     for message in ("LightningCLI's args parameter", "You are using the `dataloader_iter`", "Found `dataloader_iter`"):
         warnings.filterwarnings("ignore", message=message)
+    refuse_non_finite(argv)
     cli = GANCLI(
         GAN, GANDataModule, args=argv, run=False, save_config_callback=None, auto_configure_optimizers=False,
         trainer_defaults=dict(TRAINER_DEFAULTS), seed_everything_default=0,
