@@ -25,9 +25,20 @@ from typing import Any
 
 import yaml
 
+LAST_CHECKPOINT = "last.ckpt"
 FIDELITY_LOG = "fidelity.jsonl"
 SPECTRAL_LOG = "spectral_norms.jsonl"
 GRADIENT_LOG = "gradient_norms.jsonl"
+
+
+def step_file(g_step: int, suffix: str) -> str:
+    """The name of a file written at G step ``g_step``: ``g<7-digit step><suffix>`` (checkpoints, sample grids)."""
+    return f"g{g_step:07d}{suffix}"
+
+
+def last_checkpoint(run: Path) -> Path:
+    """The run's latest checkpoint, the one to resume from."""
+    return run / "ckpt" / LAST_CHECKPOINT
 
 
 def append_jsonl(path: Path, row: dict[str, Any]) -> None:
