@@ -5,6 +5,7 @@ never keeps statistics that are not finite."""
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,18 @@ def test_range_checks_reject_nan_bools_and_wrong_types():
     at_least("n", None, 1)  # unset: the default applies
     in_range("beta", 0.0, 0.0, 1.0, high_open=True)
     positive("lr", 1e-12)
+
+
+@pytest.mark.parametrize("where", ["config.yaml", "a checkpoint"])
+def test_a_full_disk_is_one_line_naming_the_run_folder(run, tmp_path, capsys, monkeypatch, where):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "full" / "x"))
+
+    if where == "config.yaml":
+        monkeypatch.setattr(Path, "write_text", full)
+    else:
+        monkeypatch.setattr("gan.runs.checkpoints.atomic_write", full)
+    assert main(["fit", "--config", str(run.parent / "tiny.yaml"), "--run.out_dir", str(tmp_path),
+                 "--run.name", "full"]) == 2
+    one_line_error(capsys, f"run folder {tmp_path / 'full'}: cannot write", "No space left on device",
+                   "free space or make the folder writable")

@@ -11,9 +11,12 @@ its last finite checkpoint kept.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import signal
 import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,6 +124,23 @@ def last_finite_checkpoint(path: Path) -> str:
     return f"Its last finite checkpoint is kept: {path} (G step {read_checkpoint(path).get('g_step')})."
 
 
+UNWRITABLE = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM}
+
+
+@contextlib.contextmanager
+def writing_into(run_dir: Path) -> Iterator[None]:
+    """A read-only run folder or a full disk as one line naming the folder and the cause (other OSErrors are bugs
+    and keep their traceback)."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in UNWRITABLE:
+            raise
+        raise UserError(f"run folder {run_dir}: cannot write {err.filename or 'a file'} ({err.strerror}); free space "
+                        "or make the folder writable, then run the same command again (checkpoints already written "
+                        "are kept)") from None
+
+
 NON_FINITE = {"nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 
 
@@ -147,14 +167,16 @@ def main(argv: list[str]) -> int:
     model, trainer = cli.model, cli.trainer
     h = model.hparams
     cli.datamodule.setup("fit")  # a missing dataset or a damaged image stops here, before the run folder is touched
-    lock = cli.claim_run_folder()
+    with writing_into(cli.run_dir):
+        lock = cli.claim_run_folder()
     try:
         if trainer.is_global_zero:
             print(f"run: {cli.run_dir}")
             print(f"generator     {h.arch:<6} {count_parameters(model.generator):>12,} parameters")
             print(f"discriminator {h.arch:<6} {count_parameters(model.discriminator):>12,} parameters  "
                   f"(norm: {h.norm})")
-        trainer.fit(model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path, weights_only=True)
+        with writing_into(cli.run_dir):
+            trainer.fit(model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path, weights_only=True)
     except DivergedError as err:
         raise DivergedError(f"{err} {last_finite_checkpoint(cli.checkpoint.last_path)}") from None
     finally:
