@@ -227,9 +227,9 @@ def differences(a: torch.nn.Module, b: torch.nn.Module) -> dict[str, float]:
 
 def lightning_against_plain(settings: Settings, arch: str, norm: str, wrappers: bool) -> dict[str, float]:
     model, batch = settings.model(arch, norm)
-    light, plain = lightning_vs_plain(model, random_images(batch, model.image_size, model.channels), settings.steps,
-                                      settings.warmup, wrappers=wrappers)
-    return {"lightning_s": light, "plain_s": plain, "ratio": light / plain}
+    times = lightning_vs_plain(model, random_images(batch, model.image_size, model.channels), settings.steps,
+                               settings.warmup, wrappers=wrappers)
+    return {"lightning_s": times["lightning"], "plain_s": times["plain"], "ratio": times["lightning"] / times["plain"]}
 
 
 def convnorm_layer(settings: Settings, index: int) -> dict[str, float]:
