@@ -1,12 +1,17 @@
 """Every shipped config parses into the LightningCLI schema (a typo in a config would otherwise surface only
 when a user starts a long run), and every study grid expands into run configs that parse."""
 
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 import yaml
 
+import gan
 from gan.cli import main
+from gan.models import ARCHS
 from gan.study.grid import load_grid
 
 ROOT = Path(__file__).parents[1]
@@ -48,3 +53,24 @@ def test_study_grid_expands_into_configs_that_parse(grid, tmp_path, monkeypatch,
         assert resolved["seed_everything"] == resolved["model"]["seed"] == run.seed
         monitors = {c["class_path"].rsplit(".", 1)[1] for c in resolved["trainer"]["callbacks"]}
         assert {"SpectralNormMonitor", "GradientNormMonitor"} <= monitors, run.name  # every study run logs both
+
+
+def test_bench_gpu_finds_its_configs_inside_the_package():
+    from gan.bench.gpu import CONFIGS, DEFAULT_NORMS
+
+    assert CONFIGS.parent.parent == Path(gan.__file__).resolve().parent
+    for arch in ARCHS:
+        for norm in DEFAULT_NORMS:
+            assert (CONFIGS / f"{arch}_{norm}.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_every_config(tmp_path):
+    """A non-editable install has no checkout around it: the configs travel inside the package."""
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), str(root)], check=True, capture_output=True, cwd=tmp_path)
+    (wheel,) = tmp_path.glob("gan-*.whl")
+    shipped = {name for name in zipfile.ZipFile(wheel).namelist() if name.startswith("gan/configs/")}
+    expected = {f"gan/{p.relative_to(root).as_posix()}" for p in (root / "configs").rglob("*.yaml")}
+    assert expected and shipped == expected

@@ -46,7 +46,7 @@ from gan.models import ARCHS, build_generator
 from gan.training.module import GAN
 from gan.utils.markdown import markdown_table
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "cifar10"
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "cifar10"  # gan/configs: in a checkout a link to configs/
 DEFAULT_NORMS = ("none", "spectral", "convnorm")  # the kinds the targets below name
 PRECISIONS = ("32-true", "bf16-mixed")
 METHODS = ("eager", "cuda_graphs", "compile:reduce-overhead", "compile:default+cuda_graphs")
