@@ -116,3 +116,21 @@ def test_a_step_hook_keeps_lightnings_wrappers_and_both_paths_train_identically(
     assert direct_trainer.global_step == wrapped_trainer.global_step == 3 * (2 + 1)
     for (name, value), other in zip(direct.state_dict().items(), wrapped.state_dict().values()):
         assert torch.equal(value, other), name
+
+
+def test_the_private_apis_gan_relies_on_still_exist():
+    # each has no public equivalent and is used in one place (gan.training.execution, gan.training.loggers);
+    # an upgrade that moves one must fail here, not silently change what gan does
+    import torch._dynamo
+    import torch._inductor
+    from pytorch_lightning.loggers import CSVLogger
+    from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+    from pytorch_lightning.strategies import DDPStrategy
+    from torch._inductor import cpp_builder
+
+    assert "default" in torch._inductor.list_mode_options()
+    assert isinstance(torch._dynamo.is_dynamo_supported(), bool) and callable(cpp_builder.get_cpp_compiler)
+    assert DDPStrategy(find_unused_parameters=True)._ddp_kwargs == {"find_unused_parameters": True}
+    assert callable(ExperimentWriter._check_log_dir_exists)
+    logger = CSVLogger("unused")
+    assert logger._experiment is None and logger._fs is not None

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.plugins.precision import MixedPrecision, Precision
-from pytorch_lightning.strategies import SingleDeviceStrategy
+from pytorch_lightning.strategies import DDPStrategy, SingleDeviceStrategy
 from pytorch_lightning.utilities.model_helpers import is_overridden
 from torch import Tensor
 
@@ -27,9 +27,14 @@ CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # torch.compile modes th
 STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
 
 
+# torch.compile's checks below use torch internals (``torch._inductor.list_mode_options``,
+# ``torch._dynamo.is_dynamo_supported``, ``torch._inductor.cpp_builder.get_cpp_compiler``): torch offers no public
+# way to list the modes or to ask, before compiling, whether compiling can work here. They are used only in this
+# module; tests/test_acceleration.py fails loudly if an upgrade moves them.
+
+
 def compile_modes() -> tuple[str, ...]:
-    """The torch.compile modes this torch knows (``default``, ``reduce-overhead``, ``max-autotune``, ...): the
-    public ``torch._inductor.list_mode_options`` (documented with torch.compile; torch has no other list)."""
+    """The torch.compile modes this torch knows (``default``, ``reduce-overhead``, ``max-autotune``, ...)."""
     import torch._inductor
 
     return tuple(torch._inductor.list_mode_options())
@@ -41,6 +46,16 @@ def check_compile_mode(mode: str | None) -> str | None:
         raise UserError(f"model.compile={mode!r} is not a torch.compile mode; choose one of: "
                         f"{', '.join(compile_modes())} (or null to train eagerly)")
     return mode
+
+
+def check_strategy(strategy: pl.strategies.Strategy) -> None:
+    """DDP must be told that a step leaves parameters unused: the D step never touches G's, the G step D's.
+
+    Lightning keeps DDP's arguments in the private ``_ddp_kwargs`` (no public reader; the wrapped model that would
+    say it exists only once training starts); this is its one use, pinned by tests/test_acceleration.py."""
+    if isinstance(strategy, DDPStrategy) and not strategy._ddp_kwargs.get("find_unused_parameters"):
+        raise UserError("trainer.strategy: the D and G steps backpropagate through different parameters, so DDP needs "
+                        "find_unused_parameters; use trainer.strategy=ddp_find_unused_parameters_true")
 
 
 def check_switches(compile_mode: str | None, cuda_graphs: bool, device: torch.device, world_size: int,

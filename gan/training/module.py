@@ -28,7 +28,6 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
 
@@ -38,7 +37,7 @@ from gan.models import build_discriminator, build_generator
 from gan.runs.checkpoints import load_checkpoint_file
 from gan.training.cuda_graphs import set_learning_rate
 from gan.training.divergence import EXPLODING_LOSS, DivergedError, LossWatch, nonfinite
-from gan.training.execution import Execution, check_compile_mode, check_switches
+from gan.training.execution import Execution, check_compile_mode, check_strategy, check_switches
 from gan.training.loggers import send_metrics
 from gan.training.losses import get_loss
 from gan.training.steps import SNGANSteps
@@ -190,11 +189,7 @@ class GAN(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         strategy = self.trainer.strategy
-        if isinstance(strategy, DDPStrategy) and not getattr(strategy, "_ddp_kwargs", {}).get("find_unused_parameters"):
-            raise UserError(
-                "trainer.strategy: the D and G steps backpropagate through different parameters, so DDP needs "
-                "find_unused_parameters; use trainer.strategy=ddp_find_unused_parameters_true"
-            )
+        check_strategy(strategy)
         h = self.hparams
         check_switches(h.compile, h.cuda_graphs, strategy.root_device, self.trainer.world_size,
                        self.trainer.precision)
