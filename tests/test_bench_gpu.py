@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan.bench.gpu import Cell, run_cells
+from gan.bench.harness import Cell, run_cells
 from gan.cli import main
 
 TINY = ["--tiny", "--archs", "cnn", "--norms", "none", "convnorm", "--methods", "eager", "cuda_graphs",
@@ -100,7 +100,7 @@ def test_runs_where_torch_fidelity_and_jsonargparse_are_not_installed(tmp_path):
 
 
 def test_the_consistency_check_tells_rounding_from_a_wrong_replay():
-    from gan.bench.gpu import check_verdict
+    from gan.bench.gpu_report import check_verdict
 
     rounding = {"rounding_max_loss_difference": 1.1e-2, "rounding_max_relative_weight_difference": 0.25}
     # the H200 run: replays differed from eager about as much as a 1e-7 perturbation makes eager differ from itself

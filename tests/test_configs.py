@@ -56,7 +56,7 @@ def test_study_grid_expands_into_configs_that_parse(grid, tmp_path, monkeypatch,
 
 
 def test_bench_gpu_finds_its_configs_inside_the_package():
-    from gan.bench.gpu import CONFIGS, DEFAULT_NORMS
+    from gan.bench.gpu_cells import CONFIGS, DEFAULT_NORMS
 
     assert CONFIGS.parent.parent == Path(gan.__file__).resolve().parent
     for arch in ARCHS:
