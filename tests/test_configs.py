@@ -36,9 +36,11 @@ def test_the_expected_configs_exist():
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
 def test_config_parses(config, capsys):
     resolved = printed_config(config, capsys)
-    if config.parent.name not in ("configs", "studies"):  # <dataset>/<arch>_<norm>.yaml says what it trains
-        arch, norm = config.stem.split("_", 1)
+    if config.parent.name not in ("configs", "studies"):  # <dataset>/<arch>_<norm>[_cond].yaml: what it trains
+        stem = config.stem.removesuffix("_cond")
+        arch, norm = stem.split("_", 1)
         assert (resolved["model"]["arch"], resolved["model"]["norm"]) == (arch, norm.replace("_", "+"))
+        assert (resolved["model"]["num_classes"] is not None) == (stem != config.stem)
 
 
 @pytest.mark.parametrize("grid", GRIDS, ids=lambda p: p.stem)
