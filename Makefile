@@ -27,9 +27,10 @@ bench: $(STAMP)
 	.venv/bin/gan bench convnorm
 
 # Fashion-MNIST from the Debian package (no network needed to train); an interrupted or finished run is resumed.
-# One torch thread by default: on a shared 2-core machine two OpenMP threads stall whenever another process holds a
-# core (measured here: 10x slower under load); `make quickstart QS_THREADS=2` on an idle machine.
-QS_THREADS ?= 1
+# Torch uses every core the machine offers by default; on a shared machine pin one thread with
+# `make quickstart QS_THREADS=1` (two OpenMP threads stall whenever another process holds a core: 10x slower
+# measured on a busy 2-core machine).
+QS_THREADS ?= $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 1)
 quickstart: $(STAMP)
 	test -d /usr/share/datasets/fashion-mnist || \
 		($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist)

@@ -28,8 +28,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision import datasets, transforms
 
 from gan.errors import UserError
-from gan.files import FileLock
-from gan.validate import at_least
+from gan.utils.files import FileLock
+from gan.utils.validate import at_least, check_image_format
 
 DATA_ROOT = ".data"  # where datasets are read from (and downloaded to) unless data.root says otherwise
 DATASETS = ("cifar10", "cifar100", "stl10", "fashion-mnist", "mnist", "folder", "synthetic")
@@ -248,8 +248,7 @@ def build_dataset(
     """
     if name not in DATASETS:
         raise UserError(f"data.name={name!r} is unknown; choose one of: {', '.join(DATASETS)}")
-    if channels not in (1, 3):
-        raise UserError(f"channels={channels} is not supported; use 1 (grey) or 3 (RGB)")
+    check_image_format("data", image_size, channels)
     if name == "synthetic":
         return SyntheticImages(num_samples, image_size, channels, seed, num_classes)
     transform = image_transform(image_size, channels)
@@ -274,13 +273,18 @@ def build_dataset(
         raise _missing(name, root, err) from err
 
 
+def check_batch_size(batch_size: int, size: int) -> None:
+    """A batch must fit in the dataset (every batch is distinct images of one pass)."""
+    if size < batch_size:
+        raise UserError(f"data.batch_size={batch_size} exceeds the dataset's {size} images; lower it")
+
+
 class InfiniteBatchSampler(Sampler[list[int]]):
     """Endless shuffled batches of one rank: batch k is batch ``k * world_size + rank`` of the global stream, whose
     pass e is ``randperm(size)`` seeded with ``seed + e`` (the last incomplete batch of a pass is dropped)."""
 
     def __init__(self, size: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
-        if size < batch_size:
-            raise UserError(f"data.batch_size={batch_size} exceeds the dataset's {size} images; lower it")
+        check_batch_size(batch_size, size)
         self.size, self.batch_size, self.seed, self.rank, self.world_size = size, batch_size, seed, rank, world_size
         self.start = 0  # the first batch the next iterator yields
 
@@ -349,9 +353,10 @@ class GANDataModule(pl.LightningDataModule):
         num_classes: int | None = None,
     ) -> None:
         super().__init__()
-        for field, value, minimum in (("image_size", image_size, 1), ("batch_size", batch_size, 1),
-                                      ("num_workers", num_workers, 0), ("num_samples", num_samples, 1)):
+        for field, value, minimum in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0),
+                                      ("num_samples", num_samples, 1)):
             at_least(f"data.{field}", value, minimum)
+        check_image_format("data", image_size, channels)
         self.save_hyperparameters()
         self.dataset: Dataset | None = None
 
@@ -364,6 +369,7 @@ class GANDataModule(pl.LightningDataModule):
                 num_classes=h.num_classes,
             )
             check_classes(self.dataset, h.num_classes, h.name, h.split or default_split(h.name))
+            check_batch_size(h.batch_size, len(self.dataset))  # before gan fit writes anything
 
     def train_dataloader(self) -> ResumableLoader:
         self.setup()

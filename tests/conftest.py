@@ -29,7 +29,7 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from gan.callbacks import GStepCheckpoint
 from gan.data import GANDataModule
-from gan.module import GAN
+from gan.training.module import GAN
 
 TINY_EXTRACTOR = "gan-tiny-test"
 TINY_MODEL = dict(arch="cnn", image_size=8, channels=1, z_dim=8, g_width=4, d_width=4, norm="convnorm+spectral",

@@ -10,7 +10,7 @@ import torch
 
 from gan.errors import UserError
 from gan.models import build_discriminator
-from gan.module import GAN
+from gan.training.module import GAN
 
 
 def test_an_unknown_compile_mode_is_refused_in_one_line():
@@ -55,7 +55,8 @@ def test_compile_switch_trains_through_compiled_nets_and_keeps_checkpoint_keys(t
     # the switch's wiring; ConvNorm's own compiled numbers are checked above (spectral norm compiles faster)
     eager, _ = tiny_fit(tmp_path / "eager", norm="spectral", max_g_steps=2)
     compiled, _ = tiny_fit(tmp_path / "compiled", norm="spectral", max_g_steps=2, compile="default")
-    assert all(isinstance(net, torch._dynamo.eval_frame.OptimizedModule) for net in compiled._train_nets)
+    nets = (compiled.steps.generator, compiled.steps.discriminator)
+    assert all(isinstance(net, torch._dynamo.eval_frame.OptimizedModule) for net in nets)
     assert compiled.g_step == 2 and list(compiled.state_dict()) == list(eager.state_dict())
     u = "discriminator.net.0.parametrizations.weight.0._u"  # spectral norm's power iteration ran in the graphs
     initial = tiny_gan_factory(norm="spectral").state_dict()[u]
@@ -83,7 +84,7 @@ def test_channels_last_discriminator_matches_contiguous_and_trains(tmp_path, tin
 
 def test_bf16_mixed_trains_and_scores_like_float32_within_bf16_rounding(tmp_path, tiny_fit):
     model, _ = tiny_fit(tmp_path, norm="convnorm+spectral", max_g_steps=2, trainer={"precision": "bf16-mixed"})
-    assert model.g_step == 2 and model._direct_steps  # bf16 needs no loss scaling: the direct steps apply
+    assert model.g_step == 2 and model.execution.direct  # bf16 needs no loss scaling: the direct steps apply
     assert all(torch.isfinite(p).all() for p in model.parameters())
     d = model.discriminator.eval()
     x = torch.rand(8, 1, 8, 8) * 2 - 1
@@ -110,8 +111,26 @@ def test_a_step_hook_keeps_lightnings_wrappers_and_both_paths_train_identically(
     direct, direct_trainer = tiny_fit(tmp_path / "direct", max_g_steps=3)
     hooks = StepHooks()
     wrapped, wrapped_trainer = tiny_fit(tmp_path / "wrapped", max_g_steps=3, callbacks=[hooks])
-    assert direct._direct_steps and not wrapped._direct_steps
+    assert direct.execution.direct and not wrapped.execution.direct
     assert hooks.calls == {"on_after_backward": 3 * (2 + 1), "on_before_optimizer_step": 3 * (2 + 1)}
     assert direct_trainer.global_step == wrapped_trainer.global_step == 3 * (2 + 1)
     for (name, value), other in zip(direct.state_dict().items(), wrapped.state_dict().values()):
         assert torch.equal(value, other), name
+
+
+def test_the_private_apis_gan_relies_on_still_exist():
+    # each has no public equivalent and is used in one place (gan.training.execution, gan.training.loggers);
+    # an upgrade that moves one must fail here, not silently change what gan does
+    import torch._dynamo
+    import torch._inductor
+    from pytorch_lightning.loggers import CSVLogger
+    from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+    from pytorch_lightning.strategies import DDPStrategy
+    from torch._inductor import cpp_builder
+
+    assert "default" in torch._inductor.list_mode_options()
+    assert isinstance(torch._dynamo.is_dynamo_supported(), bool) and callable(cpp_builder.get_cpp_compiler)
+    assert DDPStrategy(find_unused_parameters=True)._ddp_kwargs == {"find_unused_parameters": True}
+    assert callable(ExperimentWriter._check_log_dir_exists)
+    logger = CSVLogger("unused")
+    assert logger._experiment is None and logger._fs is not None

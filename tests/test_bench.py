@@ -7,9 +7,10 @@ import re
 import pytest
 
 from gan.bench.convnorm import CHOSEN_SLACK, LAYERS, sweep_cases
-from gan.bench.step import LIMIT
 from gan.cli import main
 from gan.layers.convnorm import CHOICES, choice_name
+from gan.layers.norms import NORMS
+from gan.models import ARCHS
 
 
 def table_rows(text: str, first_cell: str) -> list[list[str]]:
@@ -30,23 +31,36 @@ def test_convnorm_times_every_cnn_layer_and_the_whole_discriminator(tmp_path, ca
     assert table_rows(printed, "cnn D (fwd+bwd)")
 
 
-def test_step_compares_lightning_with_a_plain_loop(capsys):
-    code = main(["bench", "step", "--width", "4", "--image-size", "8", "--channels", "1", "--batch-size", "4",
-                 "--n-dis", "1", "--steps", "1", "--warmup", "1"])
+STEP_ARGS = ["bench", "step", "--width", "4", "--image-size", "8", "--channels", "1", "--batch-size", "4",
+             "--n-dis", "1", "--steps", "1", "--warmup", "1"]
+
+
+def test_step_compares_lightning_with_a_plain_loop_and_conditioning_with_none(capsys):
+    main([*STEP_ARGS, "--num-classes", "3"])
     printed = capsys.readouterr().out
-    (plain,), (light,) = table_rows(printed, "plain PyTorch"), table_rows(printed, "LightningModule")
+    (plain,) = [row for row in table_rows(printed, "plain PyTorch") if row[0] == "plain PyTorch"]
+    (conditional,) = table_rows(printed, "plain PyTorch, 3 classes")
+    (light,) = table_rows(printed, "LightningModule")
     ratio = float(re.search(r"Lightning / plain = ([0-9.]+)x", printed).group(1))
     assert ratio == pytest.approx(float(light[1]) / float(plain[1]), abs=0.01)
-    assert code == (0 if ratio <= LIMIT else 1)
+    cost = float(re.search(r"conditional / unconditional \(plain loops\) = ([0-9.]+)x", printed).group(1))
+    assert cost == pytest.approx(float(conditional[1]) / float(plain[1]), abs=0.01)
+
+
+@pytest.mark.parametrize("limit,code", [(1e9, 0), (0.0, 1)])
+def test_step_exit_code_says_whether_lightning_is_within_the_limit(monkeypatch, capsys, limit, code):
+    monkeypatch.setattr("gan.bench.step.LIMIT", limit)
+    assert main(STEP_ARGS) == code
+    assert ("OK" if code == 0 else "OVER") in capsys.readouterr().out
 
 
 def test_step_table_gives_g_steps_per_second_for_every_arch_and_norm(capsys):
     assert main(["bench", "step", "--table", "--width", "4", "--image-size", "32", "--channels", "1",
                  "--batch-size", "2", "--n-dis", "1", "--steps", "1", "--warmup", "1"]) == 0
     printed = capsys.readouterr().out
-    for arch in ("cnn", "resnet"):
+    for arch in ARCHS:
         (row,) = table_rows(printed, arch)
-        assert len(row) == 5 and all(float(cell) > 0 for cell in row[1:])
+        assert len(row) == 1 + len(NORMS) and all(float(cell) > 0 for cell in row[1:])
 
 
 @pytest.mark.slow

@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
-from gan.bench.gpu import Cell, run_cells
+from gan.bench.harness import Cell, run_cells
 from gan.cli import main
 
 TINY = ["--tiny", "--archs", "cnn", "--norms", "none", "convnorm", "--methods", "eager", "cuda_graphs",
@@ -28,12 +29,14 @@ def test_tiny_run_measures_every_cell_or_names_why_not(tmp_path):
     steps = by_section["g_steps"]
     assert {(c["method"], c["precision"], c["norm"]) for c in steps} == {
         (m, p, n) for m in ("eager", "cuda_graphs") for p in ("32-true", "bf16-mixed") for n in ("none", "convnorm")}
+    cuda = torch.cuda.is_available()
     for cell in steps:
-        if cell["method"] == "eager":
+        if cell["method"] == "eager" or cuda:
             assert cell["status"] == "ok" and cell["g_steps_per_s"] > 0
-        else:  # this machine has no CUDA: the module's own refusal, one line, and the run went on
+        else:  # no CUDA here: the module's own refusal, one line, and the run went on
             assert cell["status"].startswith("failed: model.cuda_graphs records CUDA graphs, which need a CUDA")
-    assert by_section["check"][0]["status"].startswith("failed: model.cuda_graphs")
+    assert (by_section["check"][0]["status"] == "ok") if cuda else \
+        by_section["check"][0]["status"].startswith("failed: model.cuda_graphs")
     assert all(c["status"] == "ok" and c["ratio"] > 0 for c in by_section["loop"])
     assert {(c["norm"], c["steps"]) for c in by_section["loop"]} == {
         ("none", "direct"), ("none", "wrappers"), ("convnorm", "direct")}
@@ -41,7 +44,7 @@ def test_tiny_run_measures_every_cell_or_names_why_not(tmp_path):
     assert by_section["inception"][0]["status"] == "ok" and by_section["inception"][0]["images_per_s"] > 0
     report = out.read_text()
     assert "| eager | 32-true | cnn |" in report and "## Lightning against a plain loop" in report
-    assert "failed: model.cuda_graphs records CUDA graphs" in report
+    assert cuda or "failed: model.cuda_graphs records CUDA graphs" in report
 
 
 def test_the_budget_stops_a_running_cell_and_skips_the_rest():
@@ -97,7 +100,7 @@ def test_runs_where_torch_fidelity_and_jsonargparse_are_not_installed(tmp_path):
 
 
 def test_the_consistency_check_tells_rounding_from_a_wrong_replay():
-    from gan.bench.gpu import check_verdict
+    from gan.bench.gpu_report import check_verdict
 
     rounding = {"rounding_max_loss_difference": 1.1e-2, "rounding_max_relative_weight_difference": 0.25}
     # the H200 run: replays differed from eager about as much as a 1e-7 perturbation makes eager differ from itself

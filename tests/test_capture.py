@@ -1,10 +1,10 @@
-"""The optimizer side of recorded steps (gan.capture), checkable on the CPU: switching Adam to its device-side
-(capturable) form and back, also through a checkpoint, continues training exactly; learning rates are set in place
-when they are tensors. (Recording and replaying CUDA graphs needs a GPU: `gan bench gpu` checks it there.)"""
+"""The optimizer side of recorded steps (gan.training.cuda_graphs), checkable on the CPU: switching Adam to its
+device-side (capturable) form and back, also through a checkpoint, continues training exactly; learning rates are set
+in place when they are tensors. (Recording and replaying CUDA graphs needs a GPU: `gan bench gpu` checks it there.)"""
 
 import torch
 
-from gan.capture import set_capturable, set_learning_rate
+from gan.training.cuda_graphs import set_capturable, set_learning_rate
 
 
 def adam_run(steps, switch=None, seed=0):

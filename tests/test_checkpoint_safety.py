@@ -13,11 +13,11 @@ import pytorch_lightning as pl
 import torch
 from conftest import TINY_DATA, TINY_EXTRACTOR, TINY_MODEL, files_of, write_config
 
-from gan.checkpoint_io import SafeCheckpointIO, load_checkpoint_file
 from gan.cli import main
 from gan.data import GANDataModule
 from gan.errors import UserError
-from gan.module import GAN
+from gan.runs.checkpoints import SafeCheckpointIO, load_checkpoint_file
+from gan.training.module import GAN
 
 
 class Payload:

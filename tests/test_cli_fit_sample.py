@@ -9,7 +9,7 @@ from PIL import Image
 
 from gan.callbacks import save_grid
 from gan.cli import main
-from gan.module import load_gan
+from gan.training.module import load_gan
 
 CONFIG = {
     "model": {"arch": "cnn", "z_dim": 8, "g_width": 4, "d_width": 4, "norm": "convnorm", "n_dis": 1,

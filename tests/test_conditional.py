@@ -21,12 +21,12 @@ from gan.callbacks.samples import SampleGrid, class_grid_inputs
 from gan.callbacks.spectral import SpectralNormMonitor
 from gan.cli import main
 from gan.data import GANDataModule, build_dataset, check_classes, dataset_classes
-from gan.divergence import DivergedError
 from gan.errors import UserError
 from gan.layers.norms import NORMS
 from gan.models import ARCHS, build_discriminator, build_generator
 from gan.models.conditional import ConditionalBatchNorm2d
-from gan.module import latent_seed
+from gan.training.divergence import DivergedError
+from gan.training.module import latent_seed
 
 CLASSES = 3
 

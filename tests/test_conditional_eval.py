@@ -25,9 +25,9 @@ from gan.callbacks.samples import class_grid_inputs
 from gan.cli import main
 from gan.data import SyntheticImages
 from gan.errors import UserError
-from gan.module import load_gan
 from gan.study.grid import EVAL_FIELDS, EVAL_FLAGS, load_grid
 from gan.study.runner import eval_argv
+from gan.training.module import load_gan
 
 CLASSES = 3
 CONFIG = """

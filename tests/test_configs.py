@@ -1,12 +1,17 @@
 """Every shipped config parses into the LightningCLI schema (a typo in a config would otherwise surface only
 when a user starts a long run), and every study grid expands into run configs that parse."""
 
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 import yaml
 
+import gan
 from gan.cli import main
+from gan.models import ARCHS
 from gan.study.grid import load_grid
 
 ROOT = Path(__file__).parents[1]
@@ -33,10 +38,11 @@ def test_the_expected_configs_exist():
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
 def test_config_parses(config, capsys):
     resolved = printed_config(config, capsys)
-    if config.parent.name not in ("configs", "studies"):  # <dataset>/<arch>_<norm>[_cond].yaml says what it trains
-        arch, norm = config.stem.removesuffix("_cond").split("_", 1)
+    if config.parent.name not in ("configs", "studies"):  # <dataset>/<arch>_<norm>[_cond].yaml: what it trains
+        stem = config.stem.removesuffix("_cond")
+        arch, norm = stem.split("_", 1)
         assert (resolved["model"]["arch"], resolved["model"]["norm"]) == (arch, norm.replace("_", "+"))
-        assert (resolved["model"]["num_classes"] is not None) == config.stem.endswith("_cond")
+        assert (resolved["model"]["num_classes"] is not None) == (stem != config.stem)
 
 
 @pytest.mark.parametrize("grid", GRIDS, ids=lambda p: p.stem)
@@ -67,3 +73,24 @@ def test_the_regimes_grid_trains_the_two_older_grids_runs(monkeypatch):
         assert new.config == run.config, run.name
         assert (new.regime.curve, new.regime.final, new.regime.curve_every) == (
             run.regime.curve, run.regime.final, run.regime.curve_every)
+
+
+def test_bench_gpu_finds_its_configs_inside_the_package():
+    from gan.bench.gpu_cells import CONFIGS, DEFAULT_NORMS
+
+    assert CONFIGS.parent.parent == Path(gan.__file__).resolve().parent
+    for arch in ARCHS:
+        for norm in DEFAULT_NORMS:
+            assert (CONFIGS / f"{arch}_{norm}.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_every_config(tmp_path):
+    """A non-editable install has no checkout around it: the configs travel inside the package."""
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), str(root)], check=True, capture_output=True, cwd=tmp_path)
+    (wheel,) = tmp_path.glob("gan-*.whl")
+    shipped = {name for name in zipfile.ZipFile(wheel).namelist() if name.startswith("gan/configs/")}
+    expected = {f"gan/{p.relative_to(root).as_posix()}" for p in (root / "configs").rglob("*.yaml")}
+    assert expected and shipped == expected

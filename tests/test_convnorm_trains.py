@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 import yaml
 
 from gan.data import GANDataModule
-from gan.module import GAN
+from gan.training.module import GAN
 
 CONFIG = Path(__file__).parents[1] / "configs" / "fashion_mnist.yaml"
 STEPS, GAP = 30, 0.5  # hinge loss/d is 2.0 at indifference; a gap of 0.5 in mean D(real) - D(fake) is discrimination

@@ -85,7 +85,7 @@ def test_g_step_scores_fakes_beside_reals_only_when_d_has_batch_statistics(optio
     model.discriminator.register_forward_pre_hook(lambda _, args: seen.append(args[0].shape[0]))
     real = torch.randn(4, 1, 8, 8)
     fake = model.generator(model.sample_z(4))
-    logits = model._score_fakes(fake, None, real, None)
+    logits = model.steps.score_fakes(fake, None, real, None)
     assert logits.shape == (4,) and seen == [g_step_batch]
     if options:  # the fakes' logits are the fake half of D's real+fake batch
         assert torch.allclose(logits, model.discriminator(torch.cat([real, fake]))[4:])

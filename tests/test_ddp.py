@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent("""
     sys.path.insert(0, sys.argv[2])
     from conftest import TINY_DATA, TINY_MODEL
     from gan.data import GANDataModule
-    from gan.module import GAN
+    from gan.training.module import GAN
 
     num_classes = None if sys.argv[3] == "none" else int(sys.argv[3])
     pl.seed_everything(0, verbose=False)

@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent("""
     from gan.callbacks.fidelity import FidelityCallback
     from gan.data import GANDataModule
     from gan.metrics import GeneratorAdapter
-    from gan.module import GAN
+    from gan.training.module import GAN
 
     generated = []  # batch sizes (and labels) this process generated for the evaluation
     forward = GeneratorAdapter.forward

@@ -11,7 +11,8 @@ import torch
 from conftest import files_of, write_config
 
 from gan.cli import main
-from gan.divergence import LossWatch, nonfinite
+from gan.training.divergence import DivergedError, LossWatch, nonfinite
+from gan.training.losses import get_loss
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +74,10 @@ def test_nonfinite_names_the_bad_floating_tensors():
              "c": torch.full((2, 2), float("nan"))}
     assert nonfinite(state) == ["b", "c"]
     assert nonfinite({}) == []
+
+
+def test_a_non_finite_g_loss_alone_stops_training(tmp_path, tiny_fit, monkeypatch):
+    d_loss, g_loss = get_loss("hinge")
+    monkeypatch.setattr("gan.training.module.get_loss", lambda name: (d_loss, lambda fake: g_loss(fake) * float("nan")))
+    with pytest.raises(DivergedError, match="training diverged by G step 1"):
+        tiny_fit(tmp_path, max_g_steps=2, log_every_n_g_steps=1)

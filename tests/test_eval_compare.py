@@ -17,7 +17,7 @@ from gan.cli import main
 from gan.commands import evaluate
 from gan.errors import UserError
 from gan.metrics import EVAL_SEED, PROTOCOLS, InceptionWeights, Protocol
-from gan.module import load_gan
+from gan.training.module import load_gan
 
 CONFIG = """
 model: {{arch: cnn, g_width: 16, d_width: 16, z_dim: 8, n_dis: 1, max_g_steps: 4, log_every_n_g_steps: 1}}

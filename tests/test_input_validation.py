@@ -5,6 +5,7 @@ never keeps statistics that are not finite."""
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,8 @@ from PIL import Image
 from gan.cli import main
 from gan.errors import UserError
 from gan.metrics import GeneratorAdapter, Reference, compute_metrics
-from gan.module import load_gan
-from gan.validate import at_least, in_range, positive
+from gan.training.module import load_gan
+from gan.utils.validate import at_least, in_range, positive
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,10 @@ def one_line_error(capsys, *needles: str) -> str:
     (("--model.n_dis", "0"), "model.n_dis=0 is out of range"),
     (("--run.sample_num", "0"), "run.sample_num=0 is out of range"),
     (("--run.ckpt_every", "-1"), "run.ckpt_every=-1 is out of range"),
+    (("--data.batch_size", "1000000000"), "data.batch_size=1000000000 exceeds the dataset's"),
+    (("--data.image_size", "100000"), "image_size=100000 is out of range; use at most 1024 pixels a side"),
+    (("--model.lr_g", "nan"), "model.lr_g=nan is not a finite number; give one, e.g. --model.lr_g 0.0002"),
+    (("--model.lr_d=inf",), "model.lr_d=inf is not a finite number"),
 ])
 def test_fit_refuses_out_of_range_settings(run, tmp_path, capsys, override, message):
     assert main(["fit", "--config", str(run.parent / "tiny.yaml"), "--run.out_dir", str(tmp_path), *override]) == 2
@@ -139,3 +144,18 @@ def test_range_checks_reject_nan_bools_and_wrong_types():
     at_least("n", None, 1)  # unset: the default applies
     in_range("beta", 0.0, 0.0, 1.0, high_open=True)
     positive("lr", 1e-12)
+
+
+@pytest.mark.parametrize("where", ["config.yaml", "a checkpoint"])
+def test_a_full_disk_is_one_line_naming_the_run_folder(run, tmp_path, capsys, monkeypatch, where):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "full" / "x"))
+
+    if where == "config.yaml":
+        monkeypatch.setattr(Path, "write_text", full)
+    else:
+        monkeypatch.setattr("gan.runs.checkpoints.atomic_write", full)
+    assert main(["fit", "--config", str(run.parent / "tiny.yaml"), "--run.out_dir", str(tmp_path),
+                 "--run.name", "full"]) == 2
+    one_line_error(capsys, f"run folder {tmp_path / 'full'}: cannot write", "No space left on device",
+                   "free space or make the folder writable")

@@ -16,7 +16,7 @@ import pytest
 import torch
 from conftest import start_gan, write_config
 
-from gan.module import read_checkpoint
+from gan.training.module import read_checkpoint
 
 MAX_G_STEPS = 24
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from gan.errors import UserError
-from gan.losses import LOSSES, get_loss
+from gan.training.losses import LOSSES, get_loss
 
 
 def test_hinge_values():

@@ -9,9 +9,9 @@ from torch.nn.utils import parametrize
 
 from gan.errors import UserError
 from gan.layers.convnorm import ConvNorm2d
-from gan.layers.norms import NORMS
-from gan.losses import get_loss
+from gan.layers.norms import NORM_KINDS, NORMS
 from gan.models import build_discriminator, build_generator, count_parameters
+from gan.training.losses import get_loss
 
 # (arch, image size, channels, width): tiny widths keep the suite fast
 CASES = [("cnn", 16, 1, 4), ("resnet", 32, 3, 8)]
@@ -48,11 +48,11 @@ def test_norm_reaches_every_conv_and_only_d(arch, norm):
     d = build_discriminator(arch, 32, 3, norm=norm, width=8)
     convnorms, convs = _layers(d, ConvNorm2d), _layers(d, nn.Conv2d)
     n_conv = 7 if arch == "cnn" else 10  # resnet 32: 3 convs in the first block, 3 + 2 + 2 in the DBlocks
-    if norm.startswith("convnorm"):
+    if NORM_KINDS[norm].convnorm:
         assert len(convnorms) == n_conv and not convs
     else:
         assert len(convs) == n_conv and not convnorms
-    spectral = norm in ("spectral", "convnorm+spectral")
+    spectral = NORM_KINDS[norm].spectral
     layers = convnorms + convs + _layers(d, nn.Linear)
     assert all(parametrize.is_parametrized(m, "weight") == spectral for m in layers)
     g = build_generator(arch, 32, 3, width=8)

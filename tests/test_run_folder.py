@@ -14,6 +14,7 @@ import pytest
 import torch
 from conftest import files_of, start_gan, write_config
 
+from gan.callbacks.samples import save_grid
 from gan.cli import main
 
 
@@ -79,3 +80,15 @@ def test_a_second_fit_into_a_folder_in_use_is_refused_until_its_holder_dies(tmp_
         holder.communicate()
     assert main(["fit", "--config", str(config), "--model.max_g_steps", "2"]) == 0
     assert json.loads(lock.read_text())["pid"] == os.getpid()
+
+
+def test_a_sample_grid_replaces_a_planted_symlink_and_leaves_its_target_alone(tmp_path):
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    path = tmp_path / "samples" / "g0000001.png"
+    path.parent.mkdir()
+    path.symlink_to(target)
+    save_grid(torch.zeros(4, 1, 8, 8), path)
+    assert target.read_text() == "keep me"
+    assert not path.is_symlink() and path.read_bytes().startswith(b"\x89PNG")
+    assert [p.name for p in path.parent.iterdir()] == ["g0000001.png"]  # no temp file left behind

@@ -12,7 +12,7 @@ from torch import nn
 from gan.callbacks.spectral import SpectralNormMonitor, conv_input_sizes, spectral_norms
 from gan.layers.convnorm import ConvNorm2d
 from gan.models import build_discriminator
-from gan.modes import eval_mode
+from gan.utils.modes import eval_mode
 
 
 def explicit_norm(layer: nn.Module, size: tuple[int, int] | None) -> float:

@@ -3,6 +3,8 @@ it on every forward, every way of changing the weights is noticed, and the autho
 train forward."""
 
 import copy
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -75,7 +77,7 @@ def changes():
     def to_float64(layer, x):
         layer.double()
 
-    def announced_untracked_write(layer, x):  # what a CUDA graph replay does; gan.capture announces it
+    def announced_untracked_write(layer, x):  # what a CUDA graph replay does; gan.training.cuda_graphs announces it
         layer.weight.data.mul_(-1.5)
         forget_all()
 
@@ -118,3 +120,18 @@ def test_eval_mode_and_other_resolutions_do_not_mix_up_V(monkeypatch):
     layer.eval()
     expected = layer._affine(layer.normalize(small, layer._eval_V(layer.grid(8, 8)))[0])
     assert torch.equal(layer(small), expected)  # eval uses running_V, not the kept V of the weights
+
+
+def test_the_private_version_counter_it_relies_on_still_counts_in_place_writes():
+    # torch has no public reader of autograd's version counter; an upgrade that changes it must fail here, loudly
+    param = torch.nn.Parameter(torch.ones(3))
+    before = param._version
+    with torch.no_grad():
+        param.add_(1.0)
+    assert isinstance(before, int) and param._version > before
+
+
+def test_importing_installs_no_optimizer_hook_and_the_first_cache_does():
+    code = ("import gan.layers.weight_cache as w; assert w._optimizer_hook is None; "
+            "w.WeightCache(); assert w._optimizer_hook is not None")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0

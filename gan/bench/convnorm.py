@@ -22,9 +22,9 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from gan.bench import device_description, interleaved_medians
-from gan.devices import resolve_device
 from gan.layers.convnorm import CHOICES, ConvNorm2d, choice_name
-from gan.markdown import markdown_table
+from gan.utils.devices import resolve_device
+from gan.utils.markdown import markdown_table
 
 
 @dataclass(frozen=True)

@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch_fidelity
 from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_generative_model
 
-from gan.bench import device_description, median_seconds
+from gan.bench import device_description, interleaved_medians
 from gan.data import SyntheticImages
-from gan.markdown import markdown_table
 from gan.metrics import (
     EVAL_SEED,
     INCEPTION,
@@ -30,8 +29,11 @@ from gan.metrics import (
     resolve_weights,
 )
 from gan.models import build_generator
+from gan.utils.markdown import markdown_table
 
 TARGET = 1.05
+FEATURES = "torch-fidelity: features of the generated images"
+OURS = "gan compute_metrics, reference cached"
 
 
 def weights_for_timing(spec: str, folder: Path) -> InceptionWeights:
@@ -44,7 +46,7 @@ def weights_for_timing(spec: str, folder: Path) -> InceptionWeights:
     return InceptionWeights("random", str(path), "random-init (timing only)", True)
 
 
-def main(argv: list[str]) -> int:
+def parse_args(argv: list[str]) -> argparse.Namespace:
     cuda = torch.cuda.is_available()
     p = argparse.ArgumentParser(prog="gan bench fid", description=__doc__)
     p.add_argument("--num-fake", type=int, default=5000 if cuda else 128, help="generated images per evaluation")
@@ -55,56 +57,60 @@ def main(argv: list[str]) -> int:
     p.add_argument("--repeats", type=int, default=3, help="interleaved timed rounds (median reported)")
     p.add_argument("--inception-weights", default="offline", help="offline, default, random or a file")
     p.add_argument("--json", help="also write the numbers here")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
 
+
+def evaluations(args: argparse.Namespace, cache: Path) -> tuple[dict[str, Callable[[], object]], InceptionWeights]:
+    """The three ways to evaluate one generator against one reference (cached in ``cache``), and the weights."""
+    cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
-    generator = build_generator(args.arch, args.image_size, 3).to(device).eval()
-    adapter = GeneratorAdapter(generator, 128)
-    with tempfile.TemporaryDirectory() as tmp:
-        cache = Path(tmp)
-        weights = weights_for_timing(args.inception_weights, cache)
-        real = SyntheticImages(args.num_real, args.image_size, 3)  # needs no download; timing ignores content
-        reference = Reference("bench-noise", lambda: UInt8Images(real), args.image_size)
-        common = {"batch_size": args.batch_size, "cuda": cuda, "verbose": False}
+    adapter = GeneratorAdapter(build_generator(args.arch, args.image_size, 3).to(device).eval(), 128)
+    weights = weights_for_timing(args.inception_weights, cache)
+    real = SyntheticImages(args.num_real, args.image_size, 3)  # needs no download; timing ignores content
+    reference = Reference("bench-noise", lambda: UInt8Images(real), args.image_size)
+    common = {"batch_size": args.batch_size, "cuda": cuda, "verbose": False}
 
-        def tf_features() -> None:
-            extractor = create_feature_extractor(INCEPTION, ["2048"], feature_extractor_weights_path=weights.path,
-                                                 **common)
-            get_featuresdict_from_generative_model(adapter, extractor, args.num_fake, args.batch_size, cuda,
-                                                   EVAL_SEED, False)
+    def tf_features() -> None:
+        extractor = create_feature_extractor(INCEPTION, ["2048"], feature_extractor_weights_path=weights.path,
+                                             **common)
+        get_featuresdict_from_generative_model(adapter, extractor, args.num_fake, args.batch_size, cuda,
+                                               EVAL_SEED, False)
 
-        def tf_metrics() -> None:
-            torch_fidelity.calculate_metrics(
-                input1=adapter, input2=UInt8Images(real), input2_cache_name="gan-bench-noise", fid=True,
-                input1_model_num_samples=args.num_fake, cache_root=str(cache / "tf"), save_cpu_ram=not cuda,
-                feature_extractor_weights_path=weights.path, **common,
-            )
+    def tf_metrics() -> None:
+        torch_fidelity.calculate_metrics(
+            input1=adapter, input2=UInt8Images(real), input2_cache_name="gan-bench-noise", fid=True,
+            input1_model_num_samples=args.num_fake, cache_root=str(cache / "tf"), save_cpu_ram=not cuda,
+            feature_extractor_weights_path=weights.path, **common,
+        )
 
-        def ours() -> None:
-            compute_metrics(adapter, reference, num_fake=args.num_fake, weights=weights, batch_size=args.batch_size,
-                            device=device, cache=cache, verbose=False)
+    def ours() -> None:
+        compute_metrics(adapter, reference, num_fake=args.num_fake, weights=weights, batch_size=args.batch_size,
+                        device=device, cache=cache, verbose=False)
 
-        cases = {"torch-fidelity: features of the generated images": tf_features,
-                 "torch-fidelity calculate_metrics, reference cached": tf_metrics,
-                 "gan compute_metrics, reference cached": ours}
-        for fn in cases.values():  # warm-up: fills both reference caches, loads weights into the page cache
-            fn()
-        times: dict[str, list[float]] = {name: [] for name in cases}
-        for r in range(args.repeats):  # interleaved, rotating order: drift on a shared machine hits all alike
-            names = list(cases)[r % len(cases):] + list(cases)[: r % len(cases)]
-            for name in names:
-                times[name].append(median_seconds(cases[name], repeats=1, warmup=0))
-    med = {name: statistics.median(t) for name, t in times.items()}
-    base = med["torch-fidelity: features of the generated images"]
-    rows = [[name, f"{t:.2f}", f"{args.num_fake / t:.1f}", f"{t / base:.3f}"] for name, t in med.items()]
+    return {FEATURES: tf_features, "torch-fidelity calculate_metrics, reference cached": tf_metrics, OURS: ours}, \
+        weights
+
+
+def report(args: argparse.Namespace, seconds: dict[str, float], weights: InceptionWeights) -> None:
+    base = seconds[FEATURES]
+    rows = [[name, f"{t:.2f}", f"{args.num_fake / t:.1f}", f"{t / base:.3f}"] for name, t in seconds.items()]
     print(f"FID evaluation, {args.num_fake} generated {args.image_size}px images ({args.arch} G), reference "
           f"statistics cached; Inception weights: {weights.kind}; {device_description()}; median of "
           f"{args.repeats} interleaved rounds\n")
     print(markdown_table(["what", "seconds", "images/s", "x torch-fidelity features"], rows))
-    ratio = med["gan compute_metrics, reference cached"] / base
+    ratio = seconds[OURS] / base
     print(f"\ngan evaluation / torch-fidelity feature extraction = {ratio:.3f} "
           f"({'within' if ratio <= TARGET else 'ABOVE'} the {TARGET}x target)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"seconds": med, "ratio": ratio, "num_fake": args.num_fake,
+        Path(args.json).write_text(json.dumps({"seconds": seconds, "ratio": ratio, "num_fake": args.num_fake,
                                                "device": device_description(), "weights": weights.kind}, indent=1))
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        cases, weights = evaluations(args, Path(tmp))
+        # the warm-up call fills both reference caches and loads the weights into the page cache
+        seconds = interleaved_medians(cases, repeats=args.repeats, warmup=1)
+    report(args, seconds, weights)
     return 0

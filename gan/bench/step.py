@@ -3,6 +3,8 @@
 Default: the GAN LightningModule under a Lightning Trainer vs a plain PyTorch loop doing the same work on copies
 of the same models and data, interleaved step by step in one run (after every Lightning G step, one plain G step
 runs), so that load from other processes hits both alike; the Lightning loop should cost <= 1.05x the plain loop.
+``--num-classes N`` adds the cost of conditioning: a plain loop over a class-conditional copy (N classes) interleaved
+with the other two, so conditional and unconditional G-steps/s stand side by side in one run.
 ``--table``: generator steps/s of the CIFAR-10 CNN and ResNet configs (paper widths) for each D normalization.
 Random images held in memory, so the numbers are compute and loop overhead only.
 """
@@ -17,86 +19,80 @@ from collections.abc import Callable
 
 import pytorch_lightning as pl
 import torch
+from torch import Tensor
 from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
 from gan.bench import device_description, synchronize
 from gan.layers.norms import NORMS
-from gan.markdown import markdown_table
-from gan.module import GAN, latent_seed
+from gan.models import ARCHS
+from gan.training.cuda_graphs import set_learning_rate
+from gan.training.module import GAN, latent_seed
+from gan.training.steps import SNGANSteps
+from gan.utils.markdown import markdown_table
 
 LIMIT = 1.05
 
 
-def random_images(batch_size: int, image_size: int, channels: int, batches: int = 8) -> DataLoader:
-    """An endless loader of random images in [-1, 1] held in memory (sampling with replacement never runs out)."""
+def random_images(batch_size: int, image_size: int, channels: int, num_classes: int | None = None,
+                  batches: int = 8) -> DataLoader:
+    """An endless loader of random images in [-1, 1] held in memory, with random labels when ``num_classes`` is set
+    (sampling with replacement never runs out)."""
     seed = torch.Generator().manual_seed(0)
-    dataset = TensorDataset(torch.rand(batch_size * batches, channels, image_size, image_size, generator=seed) * 2 - 1)
+    images = torch.rand(batch_size * batches, channels, image_size, image_size, generator=seed) * 2 - 1
+    labels = () if num_classes is None else (torch.randint(num_classes, (len(images),), generator=seed),)
+    dataset = TensorDataset(images, *labels)
     sampler = RandomSampler(dataset, replacement=True, num_samples=2**62, generator=torch.Generator().manual_seed(0))
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
                       pin_memory=torch.cuda.is_available())
 
 
 class PlainLoop:
-    """The LightningModule's training step written as a plain PyTorch loop over copies of its G and D: the same
-    learning-rate decay, latent stream (pinned for a GPU), D steps on fresh batches, G step with D frozen, and
-    the same autocast as ``precision``."""
+    """The module's SNGAN iteration as a plain PyTorch loop over copies of its G and D: the module's own step
+    functions (:class:`SNGANSteps`), learning-rate decay and latent stream, with plain Adam and ``backward``, D steps
+    on fresh batches and the same autocast as ``precision``. ``model`` draws the latents, so it must sit on the
+    device the loop runs on by the time :meth:`step` runs."""
 
     def __init__(self, model: GAN, loader: DataLoader, precision: str = "32-true") -> None:
-        self.h = h = model.hparams
+        self.model, h = model, model.hparams
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.g = copy.deepcopy(model.generator).to(self.device)
-        self.d = copy.deepcopy(model.discriminator).to(self.device)
+        g = copy.deepcopy(model.generator).to(self.device)
+        d = copy.deepcopy(model.discriminator).to(self.device)
+        self.steps = SNGANSteps(g, d, model.d_loss_fn, model.g_loss_fn, model.num_classes is not None)
         betas = tuple(float(b) for b in h.betas)
-        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=h.lr_g, betas=betas)
-        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=h.lr_d, betas=betas)
-        self.d_loss, self.g_loss = model.d_loss_fn, model.g_loss_fn
-        self.batch_stats = model._d_batch_stats
+        self.steps.opt_g = torch.optim.Adam(g.parameters(), lr=h.lr_g, betas=betas)
+        self.steps.opt_d = torch.optim.Adam(d.parameters(), lr=h.lr_d, betas=betas)
         self.batches = iter(loader)
         self.noise = torch.Generator()
         self.autocast = precision.startswith("bf16")
-        self.steps = 0
+        self.g_steps = 0
 
-    def _z(self, n: int) -> torch.Tensor:
-        pin = self.device.type == "cuda"
-        return torch.randn(n, self.h.z_dim, generator=self.noise, pin_memory=pin).to(self.device, non_blocking=True)
+    def _next_real(self) -> tuple[Tensor, ...]:
+        """The next real batch on the device, with its labels for a conditional model."""
+        batch = next(self.batches)
+        return tuple(t.to(self.device, non_blocking=True) for t in batch[:2 if self.steps.conditional else 1])
 
     def step(self) -> None:
-        h = self.h
-        factor = 1.0 - self.steps / h.max_g_steps if h.lr_decay else 1.0
-        for opt, lr in ((self.opt_g, h.lr_g), (self.opt_d, h.lr_d)):
-            for group in opt.param_groups:
-                group["lr"] = lr * factor
-        self.noise.manual_seed(latent_seed(h.seed, 0, self.steps))
+        model, h, steps = self.model, self.model.hparams, self.steps
+        factor = model.learning_rate_factor(self.g_steps)
+        for opt, lr in ((steps.opt_g, h.lr_g), (steps.opt_d, h.lr_d)):
+            set_learning_rate(opt, lr * factor)
+        self.noise.manual_seed(latent_seed(h.seed, 0, self.g_steps))
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             for _ in range(h.n_dis):
-                real = next(self.batches)[0].to(self.device, non_blocking=True)
-                z = self._z(real.shape[0])
-                with torch.no_grad():
-                    fake = self.g(z)
-                d_real, d_fake = self.d(torch.cat([real, fake])).split([real.shape[0], fake.shape[0]])
-                loss = self.d_loss(d_real, d_fake)
-                self.opt_d.zero_grad(set_to_none=True)
-                loss.backward()
-                self.opt_d.step()
-            self.d.requires_grad_(False)
-            fake = self.g(self._z(h.g_batch_size or real.shape[0]))
-            logits = self.d(torch.cat([real, fake]))[real.shape[0]:] if self.batch_stats else self.d(fake)
-            loss = self.g_loss(logits)
-            self.opt_g.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt_g.step()
-            self.d.requires_grad_(True)
-        self.steps += 1
+                reals = self._next_real()
+                steps.discriminator_step(*reals, *model.draw_fakes(reals[0].shape[0], self.noise))
+            steps.generator_step(*reals, *model.draw_fakes(h.g_batch_size or reals[0].shape[0], self.noise))
+        self.g_steps += 1
 
 
 class StepTimer(pl.Callback):
-    """Seconds of every Lightning G step (loop overhead included); with ``between``, a function run after each
-    Lightning step and timed on its own, outside the Lightning steps' times."""
+    """Seconds of every Lightning G step (loop overhead included); with ``between``, named functions run after each
+    Lightning step, each timed on its own, outside the Lightning steps' times."""
 
-    def __init__(self, between: Callable[[], None] | None = None) -> None:
-        self.between = between
+    def __init__(self, between: dict[str, Callable[[], None]] | None = None) -> None:
+        self.between = between or {}
         self.lightning: list[float] = []
-        self.other: list[float] = []
+        self.other: dict[str, list[float]] = {name: [] for name in self.between}
         self._mark: float | None = None
 
     def on_train_start(self, *args) -> None:
@@ -107,10 +103,12 @@ class StepTimer(pl.Callback):
         synchronize()
         now = time.perf_counter()
         self.lightning.append(now - self._mark)
-        if self.between is not None:
-            self.between()
+        for name, fn in self.between.items():
+            fn()
             synchronize()
-            self.other.append(time.perf_counter() - now)
+            end = time.perf_counter()
+            self.other[name].append(end - now)
+            now = end
         self._mark = time.perf_counter()
 
 
@@ -123,7 +121,7 @@ class StepHook(pl.Callback):
 
 
 def fit_timed(model: GAN, loader: DataLoader, g_steps: int, precision: str = "32-true",
-              between: Callable[[], None] | None = None, wrappers: bool = False) -> StepTimer:
+              between: dict[str, Callable[[], None]] | None = None, wrappers: bool = False) -> StepTimer:
     """Train ``model`` for ``g_steps`` G steps under a Lightning Trainer (one device, no logger or checkpoints);
     ``wrappers``: force Lightning's step wrappers (see :class:`StepHook`)."""
     model.hparams.max_g_steps = g_steps
@@ -143,11 +141,14 @@ def lightning_seconds(model: GAN, loader: DataLoader, steps: int, warmup: int, p
 
 
 def lightning_vs_plain(model: GAN, loader: DataLoader, steps: int, warmup: int, precision: str = "32-true",
-                       wrappers: bool = False) -> tuple[float, float]:
-    """Median seconds per G step (Lightning, plain loop), the two interleaved step by step."""
-    plain = PlainLoop(model, loader, precision)
-    timer = fit_timed(model, loader, warmup + steps, precision, between=plain.step, wrappers=wrappers)
-    return statistics.median(timer.lightning[warmup:]), statistics.median(timer.other[warmup:])
+                       wrappers: bool = False, others: dict[str, PlainLoop] | None = None) -> dict[str, float]:
+    """Median seconds per G step of the LightningModule (``lightning``), the plain loop over its copies (``plain``)
+    and each of ``others``, all interleaved step by step."""
+    loops = {"plain": PlainLoop(model, loader, precision), **(others or {})}
+    timer = fit_timed(model, loader, warmup + steps, precision, wrappers=wrappers,
+                      between={name: loop.step for name, loop in loops.items()})
+    times = {name: statistics.median(seconds[warmup:]) for name, seconds in timer.other.items()}
+    return {"lightning": statistics.median(timer.lightning[warmup:]), **times}
 
 
 def build_model(arch: str, norm: str, width: int | None, image_size: int, channels: int, n_dis: int,
@@ -160,7 +161,7 @@ def build_model(arch: str, norm: str, width: int | None, image_size: int, channe
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="gan bench step", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", default="cnn", choices=("cnn", "resnet"))
+    parser.add_argument("--arch", default="cnn", choices=ARCHS)
     parser.add_argument("--norm", default="convnorm", choices=NORMS)
     parser.add_argument("--width", type=int, default=None, help="G and D width (default: the paper's)")
     parser.add_argument("--image-size", type=int, default=32)
@@ -171,7 +172,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--precision", default="32-true", help="trainer precision, e.g. 32-true or bf16-mixed")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--table", action="store_true", help="G-steps/s of cnn and resnet x every norm")
+    parser.add_argument("--num-classes", type=int, default=None,
+                        help="also time a class-conditional copy with this many classes (the cost of conditioning)")
+    parser.add_argument("--table", action="store_true", help="G-steps/s of every architecture x every norm")
     parser.add_argument("--lightning-wrappers", action="store_true",
                         help="step through manual_backward / LightningOptimizer.step, as with a callback that has "
                              "a step hook (default: the plain calls the module makes when no hook needs them)")
@@ -184,7 +187,7 @@ def main(argv: list[str]) -> int:
                 f"{args.precision}; median of {args.steps} G steps after {args.warmup} warm-up")
     if args.table:
         rows = []
-        for arch in ("cnn", "resnet"):
+        for arch in ARCHS:
             row = [arch]
             for norm in NORMS:
                 model = build_model(arch, norm, args.width, args.image_size, args.channels, args.n_dis)
@@ -195,16 +198,24 @@ def main(argv: list[str]) -> int:
         print(markdown_table(["arch", *NORMS], rows))
         return 0
     model = build_model(args.arch, args.norm, args.width, args.image_size, args.channels, args.n_dis)
-    light, plain = lightning_vs_plain(model, loader, args.steps, args.warmup, args.precision,
-                                      args.lightning_wrappers)
-    ratio = light / plain
+    others = {}
+    if args.num_classes is not None:
+        conditional = build_model(args.arch, args.norm, args.width, args.image_size, args.channels, args.n_dis,
+                                  num_classes=args.num_classes).to(torch.device("cuda" if torch.cuda.is_available()
+                                                                                else "cpu"))
+        loader_y = random_images(args.batch_size, args.image_size, args.channels, args.num_classes)
+        others["conditional"] = PlainLoop(conditional, loader_y, args.precision)
+    times = lightning_vs_plain(model, loader, args.steps, args.warmup, args.precision, args.lightning_wrappers, others)
+    names = {"plain": "plain PyTorch", "conditional": f"plain PyTorch, {args.num_classes} classes",
+             "lightning": "LightningModule"}
     steps = "Lightning's step wrappers" if args.lightning_wrappers else "direct steps"
     print(f"\n{args.arch} / {args.norm}, one G step + {args.n_dis} D steps, interleaved, {steps} ({protocol})\n")
-    print(markdown_table(
-        ["loop", "s / G step", "G-steps/s"],
-        [["plain PyTorch", f"{plain:.4f}", f"{1 / plain:.3f}"],
-         ["LightningModule", f"{light:.4f}", f"{1 / light:.3f}"]],
-    ))
+    print(markdown_table(["loop", "s / G step", "G-steps/s"],
+                         [[names[name], f"{t:.4f}", f"{1 / t:.3f}"] for name, t in times.items()]))
+    if "conditional" in times:
+        print(f"\nconditional / unconditional (plain loops) = {times['conditional'] / times['plain']:.3f}x "
+              "the seconds per G step: the cost of conditioning")
+    ratio = times["lightning"] / times["plain"]
     verdict = "OK" if ratio <= LIMIT else "OVER"
     print(f"\nLightning / plain = {ratio:.3f}x (limit {LIMIT:.2f}x): {verdict}")
     return 0 if ratio <= LIMIT else 1

@@ -7,13 +7,14 @@ from pathlib import Path
 import pytorch_lightning as pl
 
 from gan.callbacks.schedule import GStepCallback
-from gan.module import GAN
+from gan.runs.layout import LAST_CHECKPOINT, step_file
+from gan.training.module import GAN
 
 
 class GStepCheckpoint(GStepCallback):
     """Saves ``dirpath/g<g_step>.ckpt`` every ``every_n_g_steps`` G steps and ``dirpath/last.ckpt`` then and whenever
     training stops (the final step, or a signal: gan.callbacks.interrupt). Each file is written atomically (under
-    ``gan fit``: ``gan.checkpoint_io.SafeCheckpointIO``, a temp file beside the target), so an interrupted save never
+    ``gan fit``: ``gan.runs.checkpoints.SafeCheckpointIO``, a temp file beside the target), so an interrupted save never
     corrupts an older one."""
 
     def __init__(self, dirpath: str | Path, every_n_g_steps: int = 5000) -> None:
@@ -23,9 +24,10 @@ class GStepCheckpoint(GStepCallback):
     def on_g_step(self, trainer: pl.Trainer, pl_module: GAN) -> None:
         step = pl_module.g_step
         if step % self.every == 0:
-            trainer.save_checkpoint(self.dirpath / f"g{step:07d}.ckpt", weights_only=False)  # full state: resumable
+            # the full state: resumable
+            trainer.save_checkpoint(self.dirpath / step_file(step, ".ckpt"), weights_only=False)
         trainer.save_checkpoint(self.last_path, weights_only=False)
 
     @property
     def last_path(self) -> Path:
-        return self.dirpath / "last.ckpt"
+        return self.dirpath / LAST_CHECKPOINT

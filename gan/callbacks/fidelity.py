@@ -11,11 +11,11 @@ from pytorch_lightning.callbacks import Checkpoint
 from gan.callbacks.checkpoint import GStepCheckpoint
 from gan.callbacks.schedule import GStepCallback
 from gan.errors import UserError
-from gan.loggers import send_metrics
 from gan.metrics import EVAL_SEED, INCEPTION, GeneratorAdapter, Reference, compute_metrics, resolve_weights
 from gan.metrics.shards import Shard
-from gan.runs import FIDELITY_LOG, append_jsonl
-from gan.validate import at_least
+from gan.runs.layout import FIDELITY_LOG, append_jsonl
+from gan.training.loggers import send_metrics
+from gan.utils.validate import at_least
 
 
 class FidelityCallback(GStepCallback):

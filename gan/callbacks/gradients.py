@@ -25,10 +25,10 @@ from torch import Tensor, nn
 
 from gan.callbacks.schedule import GStepCallback
 from gan.data import item_image, item_label
-from gan.loggers import send_metrics
-from gan.module import GAN
-from gan.runs import GRADIENT_LOG, append_jsonl
-from gan.validate import at_least
+from gan.runs.layout import GRADIENT_LOG, append_jsonl
+from gan.training.loggers import send_metrics
+from gan.training.module import GAN
+from gan.utils.validate import at_least
 
 
 def input_gradient_norms(discriminator: nn.Module, images: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -79,7 +79,7 @@ class GradientNormMonitor(GStepCallback):
         real_y = None if self.real_labels is None else self.real_labels.to(pl_module.device)
         fake = pl_module.generate(z, fake_y, ema=False)
         d = copy.deepcopy(pl_module.discriminator).train()
-        if pl_module._d_batch_stats:  # batch statistics: score real and fake together, as in the D step
+        if pl_module.d_has_batch_stats:  # batch statistics: score real and fake together, as in the D step
             labels = None if real_y is None else torch.cat([real_y, fake_y])
             grads = input_gradient_norms(d, torch.cat([real, fake]), labels).split([len(real), len(fake)])
         else:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import TQDMProgressBar
 
-from gan.module import GAN
+from gan.training.module import GAN
 
 
 class GStepProgressBar(TQDMProgressBar):

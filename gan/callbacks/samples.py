@@ -3,6 +3,7 @@ grids of one run show progress and grids of different runs compare directly."""
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -12,16 +13,19 @@ from pytorch_lightning.utilities import rank_zero_only
 from torchvision.utils import save_image
 
 from gan.callbacks.schedule import GStepCallback
-from gan.module import GAN
+from gan.runs.layout import step_file
+from gan.training.module import GAN
+from gan.utils.files import atomic_write
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
-    """Write images in [-1, 1] as one PNG grid of ``nrow`` images per row (default: square-ish; parents
-    created)."""
+    """Write images in [-1, 1] as one PNG grid of ``nrow`` images per row (default: square-ish; parents created),
+    atomically and never through a symlink planted at ``path`` (the link itself is replaced)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     nrow = nrow or math.ceil(math.sqrt(len(images)))
-    save_image(images.float().cpu(), path, nrow=nrow, normalize=True, value_range=(-1, 1))
+    png = io.BytesIO()
+    save_image(images.float().cpu(), png, format="png", nrow=nrow, normalize=True, value_range=(-1, 1))
+    atomic_write(path, png.getvalue())
     return path
 
 
@@ -45,7 +49,7 @@ class SampleGrid(GStepCallback):
 
     @rank_zero_only
     def write(self, module: GAN) -> Path:
-        path = self.dirpath / f"g{module.g_step:07d}.png"
+        path = self.dirpath / step_file(module.g_step, ".png")
         if module.num_classes is None:
             z = module.sample_z(self.num, torch.Generator().manual_seed(self.seed))
             self.last_path = save_grid(module.generate(z), path)

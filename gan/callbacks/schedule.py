@@ -10,7 +10,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from gan.validate import at_least
+from gan.utils.validate import at_least
 
 
 class GStepCallback(pl.Callback):

@@ -17,11 +17,11 @@ from torch import nn
 from gan.callbacks.schedule import GStepCallback
 from gan.layers.convnorm import ConvNorm2d
 from gan.layers.spectrum import layer_spectral_norms
-from gan.loggers import send_metrics
-from gan.modes import eval_mode
-from gan.module import GAN
-from gan.plots import png_figure
-from gan.runs import SPECTRAL_LOG, append_jsonl
+from gan.runs.layout import SPECTRAL_LOG, append_jsonl
+from gan.training.loggers import send_metrics
+from gan.training.module import GAN
+from gan.utils.modes import eval_mode
+from gan.utils.plots import png_figure
 
 
 def conv_input_sizes(model: nn.Module, example: torch.Tensor, labels: torch.Tensor | None = None

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gan.errors import UserError
-from gan.markdown import markdown_table
-from gan.plots import png_figure
-from gan.runs import describe_protocol, eval_results, fidelity_log, logged_rows, model_config
+from gan.runs.layout import describe_protocol, eval_results, fidelity_log, logged_rows, model_config
+from gan.utils.markdown import markdown_table
+from gan.utils.plots import png_figure
 
 
 @dataclass

@@ -12,9 +12,7 @@ import torch
 from torch_fidelity.datasets import ImagesPathDataset
 from torch_fidelity.utils import glob_samples_paths
 
-from gan.devices import resolve_device
 from gan.errors import UserError
-from gan.markdown import markdown_table
 from gan.metrics import (
     EVAL_SEED,
     INCEPTION,
@@ -26,8 +24,10 @@ from gan.metrics import (
     intra_class_fid,
     resolve_weights,
 )
-from gan.runs import eval_result_path
-from gan.validate import at_least
+from gan.runs.layout import eval_result_path
+from gan.utils.devices import resolve_device
+from gan.utils.markdown import markdown_table
+from gan.utils.validate import at_least
 
 METRICS = ("fid", "isc", "kid", "prc")  # prc: precision and recall
 EXAMPLES = """examples:
@@ -87,7 +87,7 @@ def parser() -> argparse.ArgumentParser:
 
 def checkpoint_data(path: Path) -> dict:
     """What the checkpoint says about its training data (Lightning keeps the DataModule's hyperparameters)."""
-    from gan.module import read_checkpoint
+    from gan.training.module import read_checkpoint
 
     return dict(read_checkpoint(path).get("datamodule_hyper_parameters") or {})
 
@@ -103,7 +103,7 @@ def build_fake(args: argparse.Namespace, device: torch.device) -> tuple[object, 
         images = ImagesPathDataset(files)
         size = images[0].shape[-1]
         return images, {"image_size": size, "channels": 3}, {"folder": str(Path(args.folder).resolve())}
-    from gan.module import load_gan
+    from gan.training.module import load_gan
 
     gan = load_gan(args.checkpoint, map_location=device)
     data = checkpoint_data(Path(args.checkpoint))

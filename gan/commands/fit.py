@@ -2,18 +2,21 @@
 ``--model.norm convnorm``, ``--ckpt_path`` to resume).
 
 The run goes to ``<run.out_dir>/<run.name>/`` (default ``checkpoints/<data>-<arch>-<norm>``): ``config.yaml``,
-``ckpt/``, ``logs/`` (TensorBoard + metrics.csv), ``samples/`` (see gan.runs). Everything is checked before
+``ckpt/``, ``logs/`` (TensorBoard + metrics.csv), ``samples/`` (see gan.runs.layout). Everything is checked before
 anything is written: the settings' ranges, that the run folder is new or resumed from its own checkpoint, that the
-checkpoint fits the model, and that no other process trains there (gan/run_folder.py). Ctrl-C or SIGTERM saves
+checkpoint fits the model, and that no other process trains there (gan/runs/folder.py). Ctrl-C or SIGTERM saves
 ``last.ckpt`` at the next step boundary and exits non-zero (130 / 143); a diverged run stops with exit code 2 and
 its last finite checkpoint kept.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import signal
 import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,14 +25,15 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from gan.callbacks import GStepCheckpoint, GStepProgressBar, SampleGrid
 from gan.callbacks.interrupt import StopOnSignal
-from gan.checkpoint_io import SafeCheckpointIO, check_fits
 from gan.data import GANDataModule
-from gan.divergence import DivergedError
-from gan.loggers import AppendingCSVLogger
+from gan.errors import UserError
 from gan.models import count_parameters
-from gan.module import GAN, read_checkpoint
-from gan.run_folder import RunLock, check_target, run_folder
-from gan.validate import at_least
+from gan.runs.checkpoints import SafeCheckpointIO, check_fits
+from gan.runs.folder import RunLock, check_target, run_folder
+from gan.training.divergence import DivergedError
+from gan.training.loggers import AppendingCSVLogger
+from gan.training.module import GAN, read_checkpoint
+from gan.utils.validate import at_least
 
 
 @dataclass
@@ -120,10 +124,41 @@ def last_finite_checkpoint(path: Path) -> str:
     return f"Its last finite checkpoint is kept: {path} (G step {read_checkpoint(path).get('g_step')})."
 
 
+UNWRITABLE = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM}
+
+
+@contextlib.contextmanager
+def writing_into(run_dir: Path) -> Iterator[None]:
+    """A read-only run folder or a full disk as one line naming the folder and the cause (other OSErrors are bugs
+    and keep their traceback)."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in UNWRITABLE:
+            raise
+        raise UserError(f"run folder {run_dir}: cannot write {err.filename or 'a file'} ({err.strerror}); free space "
+                        "or make the folder writable, then run the same command again (checkpoints already written "
+                        "are kept)") from None
+
+
+NON_FINITE = {"nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
+
+
+def refuse_non_finite(argv: list[str]) -> None:
+    """``--model.lr_g nan`` (or ``inf``) as one line with a fix: the parser would reject the text with its usage."""
+    for i, arg in enumerate(argv):
+        key, _, value = arg.partition("=")
+        if not value and i + 1 < len(argv):
+            value = argv[i + 1]
+        if key.startswith("--") and "." in key and value.strip().lower() in NON_FINITE:
+            raise UserError(f"{key[2:]}={value} is not a finite number; give one, e.g. {key} 0.0002")
+
+
 def main(argv: list[str]) -> int:
     # `gan fit` passes its own argv on purpose, and the dataloader_iter step is how n_dis fresh batches are drawn
     for message in ("LightningCLI's args parameter", "You are using the `dataloader_iter`", "Found `dataloader_iter`"):
         warnings.filterwarnings("ignore", message=message)
+    refuse_non_finite(argv)
     cli = GANCLI(
         GAN, GANDataModule, args=argv, run=False, save_config_callback=None, auto_configure_optimizers=False,
         trainer_defaults=dict(TRAINER_DEFAULTS), seed_everything_default=0,
@@ -132,14 +167,16 @@ def main(argv: list[str]) -> int:
     model, trainer = cli.model, cli.trainer
     h = model.hparams
     cli.datamodule.setup("fit")  # a missing dataset or a damaged image stops here, before the run folder is touched
-    lock = cli.claim_run_folder()
+    with writing_into(cli.run_dir):
+        lock = cli.claim_run_folder()
     try:
         if trainer.is_global_zero:
             print(f"run: {cli.run_dir}")
             print(f"generator     {h.arch:<6} {count_parameters(model.generator):>12,} parameters")
             print(f"discriminator {h.arch:<6} {count_parameters(model.discriminator):>12,} parameters  "
                   f"(norm: {h.norm})")
-        trainer.fit(model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path, weights_only=True)
+        with writing_into(cli.run_dir):
+            trainer.fit(model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path, weights_only=True)
     except DivergedError as err:
         raise DivergedError(f"{err} {last_finite_checkpoint(cli.checkpoint.last_path)}") from None
     finally:

@@ -22,10 +22,10 @@ from torchvision.utils import save_image
 
 from gan.callbacks import save_grid
 from gan.callbacks.samples import class_grid_inputs
-from gan.devices import resolve_device
 from gan.errors import UserError
-from gan.module import GAN, load_gan
-from gan.validate import at_least
+from gan.training.module import GAN, load_gan
+from gan.utils.devices import resolve_device
+from gan.utils.validate import at_least
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

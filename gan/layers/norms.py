@@ -9,6 +9,7 @@ starts from the same weights. ConvNorm is exactly invariant to per-output-channe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
@@ -17,7 +18,23 @@ from torch.nn.utils.parametrizations import spectral_norm
 from gan.errors import UserError
 from gan.layers.convnorm import ConvNorm2d
 
-NORMS = ("none", "spectral", "convnorm", "convnorm+spectral")
+
+@dataclass(frozen=True)
+class NormKind:
+    """What a D normalization does: ConvNorm on the convs, spectral norm on the weights, both or neither."""
+
+    convnorm: bool
+    spectral: bool
+
+
+# the one list of norm kinds: a new kind is one entry here (plus its docs); everything else reads it
+NORM_KINDS: dict[str, NormKind] = {
+    "none": NormKind(convnorm=False, spectral=False),
+    "spectral": NormKind(convnorm=False, spectral=True),
+    "convnorm": NormKind(convnorm=True, spectral=False),
+    "convnorm+spectral": NormKind(convnorm=True, spectral=True),
+}
+NORMS = tuple(NORM_KINDS)
 # the ConvNorm2d arguments a model config may choose
 CONVNORM_OPTIONS = ("affine_init", "bn", "backend", "algorithm")
 
@@ -48,10 +65,9 @@ def normalize_layer(layer: nn.Module, kind: str, convnorm: dict[str, Any] | None
     ``convnorm`` holds ConvNorm2d options (``affine_init``, ``bn``, ``backend``, ``algorithm``) for the convnorm
     kinds.
     """
-    check_norm(kind)
-    spectral = kind in ("spectral", "convnorm+spectral")
+    spectral = NORM_KINDS[check_norm(kind)].spectral
     if isinstance(layer, nn.Conv2d):
-        if kind.startswith("convnorm"):
+        if NORM_KINDS[kind].convnorm:
             layer = ConvNorm2d.from_conv(layer, **check_convnorm_options(convnorm))
         return spectral_norm(layer) if spectral else layer
     if isinstance(layer, nn.Linear | nn.Embedding):

@@ -6,8 +6,10 @@ G step's D forward and the next D step's share them), so V is worth keeping betw
 A parameter counts as changed when autograd's version counter moved (every in-place write bumps it: optimizer
 steps, ``copy_``, ``load_state_dict``, ``nn.init``) or its storage is another one (``.to()``, ``.data = ...``).
 torch's fused optimizers (``fused=True``) write without bumping the counter, and other libraries' optimizers may
-do the same, so every step of such an optimizer, seen through a global optimizer hook, drops all cached values; so
-does every replay of a CUDA graph (:func:`forget_all`, called by ``gan.capture``), whose kernels bump nothing.
+do the same, so every step of such an optimizer, seen through a global optimizer hook (installed by the first
+WeightCache, not on import), drops all cached values; so
+does every replay of a CUDA graph (:func:`forget_all`, called by ``gan.training.cuda_graphs``), whose kernels bump
+nothing.
 Writes that bypass the counter otherwise (in place through ``.data``, a collective writing into the parameter) are
 not seen: call :func:`forget_all` after them.
 
@@ -24,6 +26,7 @@ from torch import Tensor, nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 _untracked_writes = 0  # writes to parameters that may have left their version counters unchanged
+_optimizer_hook: torch.utils.hooks.RemovableHandle | None = None
 
 
 def forget_all() -> None:
@@ -38,7 +41,11 @@ def _after_optimizer_step(optimizer: torch.optim.Optimizer, args: tuple, kwargs:
         forget_all()
 
 
-register_optimizer_step_post_hook(_after_optimizer_step)
+def watch_optimizers() -> None:
+    """Install, once, the global hook through which optimizer steps that bypass version counters drop the caches."""
+    global _optimizer_hook
+    if _optimizer_hook is None:
+        _optimizer_hook = register_optimizer_step_post_hook(_after_optimizer_step)
 
 
 def _tracing(param: Tensor) -> bool:
@@ -49,10 +56,13 @@ class WeightCache:
     """One value derived from a parameter (plus a hashable ``key`` of whatever else it depends on)."""
 
     def __init__(self) -> None:
+        watch_optimizers()
         self._entry: tuple[tuple, Tensor, Tensor] | None = None
 
     @staticmethod
     def _state(param: Tensor, key: Hashable) -> tuple:
+        # ``_version`` is autograd's in-place write counter; torch offers no public way to read it. This is its one
+        # use: tests/test_weight_cache.py fails loudly if an upgrade renames it or stops bumping it.
         return param._version, param.data_ptr(), _untracked_writes, key
 
     def get(self, param: Tensor, key: Hashable) -> Tensor | None:

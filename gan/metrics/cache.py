@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from gan.files import atomic_write
+from gan.utils.files import atomic_write
 
 
 def cache_root() -> Path:

@@ -24,7 +24,7 @@ from gan.metrics.protocols import EVAL_SEED
 from gan.metrics.reference import Reference, reference_statistics
 from gan.metrics.scores import frechet_distance, inception_score, kernel_inception_distance
 from gan.metrics.shards import Shard, shared_fake_features
-from gan.modes import eval_mode
+from gan.utils.modes import eval_mode
 
 
 def feature_layer(extractor: str, metric: str) -> str:

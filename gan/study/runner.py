@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from gan.runs import eval_result_path
+from gan.runs.layout import eval_result_path
 from gan.study.grid import STUDY_MARKER, Grid, Run, final_eval_path
 
 CURVE_PATTERN = "g*.ckpt"
@@ -29,7 +29,7 @@ GAN_COMMAND = [sys.executable, "-m", "gan.cli"]  # how a job starts gan (tests s
 
 def trained_steps(run: Run) -> int:
     """G steps in the run's last checkpoint (0 when there is none)."""
-    from gan.module import read_checkpoint
+    from gan.training.module import read_checkpoint
 
     last = run.dir / "ckpt" / "last.ckpt"
     return int(read_checkpoint(last).get("g_step", 0)) if last.is_file() else 0

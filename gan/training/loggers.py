@@ -15,6 +15,9 @@ from pytorch_lightning.loggers import CSVLogger, Logger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
 
+# Lightning has no public switch to keep metrics.csv; these overrides use its private ``_check_log_dir_exists`` (the
+# method that deletes the file), ``_fs`` and ``_experiment``, here only. tests/test_resume.py's metrics rows and the
+# pin in tests/test_acceleration.py fail loudly if an upgrade renames them.
 class _AppendingWriter(ExperimentWriter):
     def _check_log_dir_exists(self) -> None:
         if not self._fs.isfile(self.metrics_file_path):

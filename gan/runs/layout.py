@@ -11,7 +11,7 @@
     <run>/ckpt/<name>.eval.json      ``gan eval`` of checkpoint ``ckpt/<name>.ckpt`` (g_step, metrics, protocol)
     <run>/spectral_norms.jsonl       per-layer spectral norms of D (SpectralNormMonitor; drawn in spectral_norms.png)
     <run>/gradient_norms.jsonl       D's input-gradient norms (GradientNormMonitor)
-    <run>/run.lock                   held while a process trains in the folder, naming it (gan.run_folder)
+    <run>/run.lock                   held while a process trains in the folder, naming it (gan.runs.folder)
 
 ``gan compare`` and ``gan study``'s report read runs only through this module.
 """
@@ -25,9 +25,20 @@ from typing import Any
 
 import yaml
 
+LAST_CHECKPOINT = "last.ckpt"
 FIDELITY_LOG = "fidelity.jsonl"
 SPECTRAL_LOG = "spectral_norms.jsonl"
 GRADIENT_LOG = "gradient_norms.jsonl"
+
+
+def step_file(g_step: int, suffix: str) -> str:
+    """The name of a file written at G step ``g_step``: ``g<7-digit step><suffix>`` (checkpoints, sample grids)."""
+    return f"g{g_step:07d}{suffix}"
+
+
+def last_checkpoint(run: Path) -> Path:
+    """The run's latest checkpoint, the one to resume from."""
+    return run / "ckpt" / LAST_CHECKPOINT
 
 
 def append_jsonl(path: Path, row: dict[str, Any]) -> None:

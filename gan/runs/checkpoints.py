@@ -24,7 +24,7 @@ from torch import nn
 from torch.serialization import get_unsafe_globals_in_checkpoint
 
 from gan.errors import UserError
-from gan.files import atomic_write
+from gan.utils.files import atomic_write
 
 
 def load_checkpoint_file(path: str | os.PathLike, map_location: Any = "cpu") -> Any:

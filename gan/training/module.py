@@ -6,7 +6,7 @@ One ``training_step`` is one SNGAN iteration: ``n_dis`` discriminator steps, eac
 ``trainer.global_step`` counts every optimizer step (``n_dis + 1`` per iteration): schedules follow ``g_step``.
 
 A checkpoint holds ``g_step`` at the top level and the hparams, so ``GAN.load_from_checkpoint`` rebuilds it. The run
-folder ``gan fit`` writes is described in ``gan.runs``.
+folder ``gan fit`` writes is described in ``gan.runs.layout``.
 
 Conditional models (``num_classes``): D steps score real images with their labels and fakes with labels drawn
 uniformly, the G step draws its labels uniformly too; those labels come from the same seeded stream as the latents
@@ -28,49 +28,24 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.plugins.precision import MixedPrecision, Precision
-from pytorch_lightning.strategies import DDPStrategy, SingleDeviceStrategy
 from pytorch_lightning.utilities import rank_zero_warn
-from pytorch_lightning.utilities.model_helpers import is_overridden
 from torch import Tensor, nn
 
-from gan.acceleration import check_compile_mode, check_switches
-from gan.capture import CapturedStep, set_capturable, set_learning_rate
-from gan.checkpoint_io import load_checkpoint_file
 from gan.data import item_image, item_label
-from gan.divergence import EXPLODING_LOSS, DivergedError, LossWatch, nonfinite
 from gan.errors import UserError
-from gan.loggers import send_metrics
-from gan.losses import get_loss
 from gan.models import build_discriminator, build_generator
-from gan.modes import eval_mode
-from gan.validate import at_least, in_range, positive
+from gan.runs.checkpoints import load_checkpoint_file
+from gan.training.cuda_graphs import set_learning_rate
+from gan.training.divergence import EXPLODING_LOSS, DivergedError, LossWatch, nonfinite
+from gan.training.execution import Execution, check_compile_mode, check_strategy, check_switches
+from gan.training.loggers import send_metrics
+from gan.training.losses import get_loss
+from gan.training.steps import SNGANSteps
+from gan.utils.modes import eval_mode
+from gan.utils.validate import at_least, in_range, positive
 
 DIVERGED_FIX = ("Lower model.lr_d / model.lr_g (or check the data), then resume from the last finite checkpoint "
                 "or start a new run.")
-
-STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
-
-
-def lightning_step_wrappers_needed(trainer: pl.Trainer, module: pl.LightningModule) -> str | None:
-    """What needs ``manual_backward`` / ``LightningOptimizer.step`` at every step of this run, or None.
-
-    Those wrappers call the step hooks, scale fp16 losses and prepare DDP's backward. On one device, without loss
-    scaling and with no callback or module implementing a step hook, plain ``loss.backward()`` and
-    ``optimizer.step()`` do the same work with less Python per step (the module keeps Lightning's step count).
-    """
-    strategy = trainer.strategy
-    if type(strategy) is not SingleDeviceStrategy:
-        return f"trainer.strategy {type(strategy).__name__}"
-    plugin = strategy.precision_plugin
-    if not (type(plugin) is Precision or (type(plugin) is MixedPrecision and plugin.scaler is None)):
-        return f"trainer.precision {trainer.precision}"
-    for owner in [module, *trainer.callbacks]:
-        for hook in (*STEP_HOOKS, "backward") if owner is module else STEP_HOOKS:
-            if is_overridden(hook, owner):
-                return f"{type(owner).__name__}.{hook}"
-    return None
-
 
 def latent_seed(seed: int, rank: int, g_step: int) -> int:
     """The seed of the latent noise drawn by ``rank`` at G step ``g_step``: a fixed hash of the three numbers
@@ -153,27 +128,29 @@ class GAN(pl.LightningModule):
         self.z_dim, self.image_size, self.channels, self.num_classes = z_dim, image_size, channels, num_classes
         self.generator = build_generator(arch, image_size, channels, z_dim, g_width, num_classes)
         self.discriminator = build_discriminator(arch, image_size, channels, norm, d_width, convnorm, num_classes)
-        self._d_batch_stats = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.discriminator.modules())
         self.generator_ema: nn.Module | None = None
         if ema:
             self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
         self.d_loss_fn, self.g_loss_fn = get_loss(loss)
+        self.steps = SNGANSteps(self.generator, self.discriminator, self.d_loss_fn, self.g_loss_fn,
+                                num_classes is not None)
+        self.execution = Execution(self.steps, compile, cuda_graphs)
         self._g_step = 0
         self._noise = torch.Generator()
         self._clock: tuple[int, float] | None = None
         self._losses = LossWatch()
         self.last_metrics: dict[str, float] = {}
-        # what the training steps call: (G, D), compiled after the first G step when model.compile is set (a tuple,
-        # so that the compiled wrappers are not registered as submodules and the state dict keeps its keys)
-        self._train_nets: tuple[nn.Module, nn.Module] = (self.generator, self.discriminator)
-        self._captured: tuple[CapturedStep, CapturedStep] | None = None
-        self._direct_steps = False  # plain backward / optimizer.step instead of Lightning's wrappers (on_train_start)
 
     # ---- public helpers ---------------------------------------------------------------------------------------
     @property
     def g_step(self) -> int:
         """Generator steps taken so far (saved in checkpoints, restored on resume)."""
         return self._g_step
+
+    @property
+    def d_has_batch_stats(self) -> bool:
+        """Whether D normalizes with batch statistics, so that fakes are scored beside reals wherever D scores."""
+        return self.steps.d_batch_stats
 
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n latent vectors on the module's device (drawn on ``generator``'s device when one is given).
@@ -212,11 +189,7 @@ class GAN(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         strategy = self.trainer.strategy
-        if isinstance(strategy, DDPStrategy) and not getattr(strategy, "_ddp_kwargs", {}).get("find_unused_parameters"):
-            raise UserError(
-                "trainer.strategy: the D and G steps backpropagate through different parameters, so DDP needs "
-                "find_unused_parameters; use trainer.strategy=ddp_find_unused_parameters_true"
-            )
+        check_strategy(strategy)
         h = self.hparams
         check_switches(h.compile, h.cuda_graphs, strategy.root_device, self.trainer.world_size,
                        self.trainer.precision)
@@ -237,19 +210,7 @@ class GAN(pl.LightningModule):
 
     def on_train_start(self) -> None:
         self._clock = (self._g_step, time.perf_counter())
-        needs_wrappers = lightning_step_wrappers_needed(self.trainer, self)
-        if self.hparams.cuda_graphs and needs_wrappers:
-            raise UserError(f"model.cuda_graphs replays whole steps without running Python, but {needs_wrappers} "
-                            "must run at every step; remove it or set model.cuda_graphs false")
-        self._direct_steps = needs_wrappers is None
-        for opt in self.trainer.optimizers:  # also turns a checkpoint saved in the other mode into this one's
-            set_capturable(opt, self.hparams.cuda_graphs)
-        if self.hparams.cuda_graphs and self.hparams.compile is None:
-            self._record_steps()
-
-    def _record_steps(self) -> None:
-        """From now on the D and G steps warm up, are recorded as CUDA graphs and replayed (model.cuda_graphs)."""
-        self._captured = (CapturedStep(self._discriminator_step), CapturedStep(self._generator_step))
+        self.execution.start(self)
 
     def _next_real(self, dataloader_iter: Iterator) -> tuple[Tensor, Tensor | None]:
         """The next real batch on the device, with its labels for a conditional GAN (else None)."""
@@ -260,102 +221,40 @@ class GAN(pl.LightningModule):
             return images.to(self.device, non_blocking=True, memory_format=torch.channels_last), labels
         return images.to(self.device, non_blocking=True), labels
 
-    def _fakes(self, n: int) -> tuple[Tensor, ...]:
-        """The next n latents of the step's stream and, for a conditional GAN, their labels (drawn after them)."""
-        z = self.sample_z(n, self._noise)
-        y = self.sample_labels(n, self._noise)
+    def draw_fakes(self, n: int, generator: torch.Generator) -> tuple[Tensor, ...]:
+        """A step's fake inputs: n latents drawn on ``generator`` and, for a conditional GAN, their labels (drawn
+        after them)."""
+        z = self.sample_z(n, generator)
+        y = self.sample_labels(n, generator)
         return (z,) if y is None else (z, y)
+
+    def learning_rate_factor(self, g_step: int) -> float:
+        """Both learning rates' multiplier at ``g_step``: linear decay to zero over max_g_steps with lr_decay."""
+        return 1.0 - g_step / self.hparams.max_g_steps if self.hparams.lr_decay else 1.0
 
     def training_step(self, dataloader_iter: Iterator) -> None:
         h = self.hparams
         if self._g_step >= h.max_g_steps:  # e.g. resumed from the final checkpoint
             self.trainer.should_stop = True
             return
-        factor = 1.0 - self._g_step / h.max_g_steps if h.lr_decay else 1.0
+        factor = self.learning_rate_factor(self._g_step)
         for opt, lr in zip(self.optimizers(), (h.lr_g, h.lr_d)):
             set_learning_rate(opt, lr * factor)
         self._noise.manual_seed(latent_seed(h.seed, self.global_rank, self._g_step))
-        d_step, g_step = self._captured or (self._discriminator_step, self._generator_step)
+        run = self.execution
         for _ in range(h.n_dis):
             real, real_y = self._next_real(dataloader_iter)
             reals = (real,) if real_y is None else (real, real_y)
-            d_loss, d_real, d_fake = d_step(*reals, *self._fakes(real.shape[0]))
-        (g_loss,) = g_step(*reals, *self._fakes(h.g_batch_size or real.shape[0]))
-        if self._direct_steps:
-            self._count_direct_steps()
+            d_loss, d_real, d_fake = run.d_step(*reals, *self.draw_fakes(real.shape[0], self._noise))
+        (g_loss,) = run.g_step(*reals, *self.draw_fakes(h.g_batch_size or real.shape[0], self._noise))
+        run.after_iteration(h.n_dis)
         self._g_step += 1
         self._losses.update(d_loss, g_loss)  # stays on the device; read at log steps and checkpoints
-        if h.compile is not None and self._train_nets[0] is self.generator:
-            self._compile_nets()
-            if h.cuda_graphs:  # record the compiled steps
-                self._record_steps()
         self._update_ema()
         if self._g_step % h.log_every_n_g_steps == 0 or self._g_step >= h.max_g_steps:
             self._log(d_loss, g_loss, d_real, d_fake, factor)
         if self._g_step >= h.max_g_steps:
             self.trainer.should_stop = True
-
-    def _compile_nets(self) -> None:
-        """torch.compile G and D for the steps, after one eager G step: that step gives ConvNorm's ``running_V`` its
-        shape, a resize no graph can hold. Static shapes: the D step and the G step each feed D one batch size."""
-        self._train_nets = tuple(torch.compile(net, mode=self.hparams.compile, dynamic=False)
-                                 for net in (self.generator, self.discriminator))
-
-    def _optimizer(self, index: int) -> torch.optim.Optimizer:
-        """G's (0) or D's (1) optimizer as the steps call it: the torch optimizer itself with direct steps (counted
-        by ``_count_direct_steps``), else Lightning's wrapper."""
-        opt = self.optimizers()[index]
-        return opt.optimizer if self._direct_steps else opt
-
-    def _backward(self, loss: Tensor) -> None:
-        if self._direct_steps:
-            loss.backward()
-        else:
-            self.manual_backward(loss)
-
-    def _split(self, *tensors: Tensor) -> tuple[tuple[Tensor, Tensor | None], tuple[Tensor, Tensor | None]]:
-        """A step's inputs ``(real[, real_y], z[, fake_y])`` as (real, real_y), (z, fake_y): the labels are passed
-        only for a conditional GAN (a CUDA graph's inputs must all be tensors)."""
-        if self.num_classes is None:
-            return (tensors[0], None), (tensors[1], None)
-        return (tensors[0], tensors[1]), (tensors[2], tensors[3])
-
-    def _discriminator_step(self, *inputs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """One D update on the real batch and G's images of the latents (``real[, real_y], z[, fake_y]``, labels for
-        a conditional GAN); returns D's loss and its logits of the real and fake images."""
-        (real, real_y), (z, fake_y) = self._split(*inputs)
-        generator, discriminator = self._train_nets
-        opt_d = self._optimizer(1)
-        with torch.no_grad():
-            fake = generator(z, fake_y)
-        labels = None if real_y is None else torch.cat([real_y, fake_y])
-        d_real, d_fake = discriminator(torch.cat([real, fake]), labels).split([real.shape[0], fake.shape[0]])
-        d_loss = self.d_loss_fn(d_real, d_fake)
-        opt_d.zero_grad(set_to_none=True)
-        self._backward(d_loss)
-        opt_d.step()
-        return d_loss, d_real, d_fake
-
-    def _generator_step(self, *inputs: Tensor) -> tuple[Tensor]:
-        """One G update on G's images of the latents (inputs as the D step's; the real batch only matters to a D
-        with batch statistics); returns G's loss."""
-        (real, real_y), (z, fake_y) = self._split(*inputs)
-        generator, _ = self._train_nets
-        opt_g = self._optimizer(0)
-        with self.toggled_optimizer(opt_g):  # D's weights need no gradient in the G step
-            g_loss = self.g_loss_fn(self._score_fakes(generator(z, fake_y), fake_y, real, real_y))
-            opt_g.zero_grad(set_to_none=True)
-            self._backward(g_loss)
-            opt_g.step()
-        return (g_loss,)
-
-    def _count_direct_steps(self) -> None:
-        """Lightning's optimizer-step count (``trainer.global_step``) for the steps taken without its wrapper: the
-        bookkeeping LightningOptimizer.step does around each step."""
-        opt_g, opt_d = self.optimizers()
-        for opt in [opt_d] * self.hparams.n_dis + [opt_g]:
-            opt._on_before_step()
-            opt._on_after_step()
 
     def _check_losses(self) -> None:
         """At log steps, where the host holds the losses anyway: stop when a loss so far was not finite; say once
@@ -371,14 +270,6 @@ class GAN(pl.LightningModule):
     def _diverged(self, here: bool) -> bool:
         """``here`` agreed by every rank (a rank that stopped alone would leave the others waiting)."""
         return self.trainer.strategy.reduce_boolean_decision(here, all=False)
-
-    def _score_fakes(self, fake: Tensor, fake_y: Tensor | None, real: Tensor, real_y: Tensor | None) -> Tensor:
-        """D's logits of ``fake`` in the G step; a D with batch statistics sees them beside ``real``, as in D steps."""
-        discriminator = self._train_nets[1]
-        if not self._d_batch_stats:
-            return discriminator(fake, fake_y)
-        labels = None if fake_y is None else torch.cat([real_y, fake_y])
-        return discriminator(torch.cat([real, fake]), labels)[real.shape[0]:]
 
     def on_train_batch_end(self, *args) -> None:
         # DDP broadcasts rank 0's buffers (BN statistics, EMA copies) at the start of each step; doing it again at the
@@ -415,7 +306,7 @@ class GAN(pl.LightningModule):
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint dict at ``path``, loaded as plain data only (``gan.checkpoint_io``); a missing, unreadable or
+    """The checkpoint dict at ``path``, loaded as plain data only (``gan.runs.checkpoints``); a missing, unreadable or
     code-carrying file is a UserError naming it."""
     path = Path(path)
     if not path.is_file():

@@ -1,9 +1,9 @@
 """A run folder belongs to one run and, while it trains, to one process.
 
-``gan fit`` writes ``<run.out_dir>/<run.name>/`` (layout in gan/module.py). The rules that keep one run from
-overwriting another: the name is one folder inside ``run.out_dir``; a folder that already holds checkpoints is only
-trained further from one of its own checkpoints (``--ckpt_path``); and a folder is locked while a process trains in
-it (``run.lock``, an OS lock that dies with its holder, so a killed run never blocks the next one).
+``gan fit`` writes ``<run.out_dir>/<run.name>/`` (its files are named in gan.runs.layout). The rules that keep one
+run from overwriting another: the name is one folder inside ``run.out_dir``; a folder that already holds checkpoints
+is only trained further from one of its own checkpoints (``--ckpt_path``); and a folder is locked while a process
+trains in it (``run.lock``, an OS lock that dies with its holder, so a killed run never blocks the next one).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from gan.errors import UserError
-from gan.files import FileLock
+from gan.runs.layout import last_checkpoint
+from gan.utils.files import FileLock
 
 LOCK_FILE = "run.lock"
 
@@ -37,7 +38,7 @@ def check_target(run_dir: Path, ckpt_path: str | None) -> None:
     when it resumes from one of the folder's own checkpoints; anything else would replace another run's files."""
     if not checkpoints_of(run_dir):
         return
-    last = run_dir / "ckpt" / "last.ckpt"
+    last = last_checkpoint(run_dir)
     if ckpt_path is None:
         raise UserError(f"run.name: {run_dir} already holds a run; resume it with --ckpt_path {last} or start a new "
                         "one with --run.name NEW_NAME")

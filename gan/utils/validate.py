@@ -28,3 +28,17 @@ def in_range(field: str, value: float, low: float, high: float, *, low_open: boo
 def positive(field: str, value: float) -> None:
     """``value`` must be a finite number > 0 (learning rates and the like)."""
     in_range(field, value, 0.0, math.inf, low_open=True, high_open=True)
+
+
+CHANNELS = (1, 3)  # grey or RGB: what the models make, the datasets are converted to and FID's Inception reads
+MAX_IMAGE_SIZE = 1024  # pixels a side; bounded before any allocation (100,000 would ask for terabytes)
+
+
+def check_image_format(section: str, image_size: int, channels: int) -> None:
+    """The images every part of gan handles: 1 to MAX_IMAGE_SIZE pixels a side, CHANNELS channels."""
+    at_least(f"{section}.image_size", image_size, 1)
+    if image_size > MAX_IMAGE_SIZE:
+        raise UserError(f"{section}.image_size={image_size} is out of range; use at most {MAX_IMAGE_SIZE} pixels a "
+                        "side")
+    if channels not in CHANNELS:
+        raise UserError(f"{section}.channels={channels} is not supported; use 1 (grey) or 3 (RGB)")

@@ -1,7 +1,7 @@
 """Noticing a diverged run: non-finite losses or weights stop training and never reach a checkpoint file.
 
 Reading a loss on the host every step would make the CPU wait for the GPU every step, so the training step only
-folds its losses into a flag that stays on the device (:class:`FiniteWatch`); the flag is read where the host
+folds its losses into a flag that stays on the device (:class:`LossWatch`); the flag is read where the host
 waits anyway: at logging steps and before a checkpoint is written, which also checks every weight and buffer.
 """
 

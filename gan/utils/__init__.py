@@ -1,0 +1,2 @@
+"""Small helpers with no knowledge of GANs: atomic writes and file locks, devices, markdown tables, PNG figures,
+eval mode for side work, range checks of numeric settings."""
