@@ -59,7 +59,7 @@ LAYERS = [
     LayerCase("resnet", 128, 128, 1, 1, 0, 16),
     LayerCase("resnet", 128, 128, 3, 1, 1, 8),
 ]
-TARGETS = {1: 2.5, 2: 4.0}  # the most fast / nn.Conv2d may cost, by stride (README: Speed)
+TARGETS = {1: 2.5, 2: 4.0}  # the most fast / nn.Conv2d may cost, by stride (docs/speed.md)
 SWEEP_TARGETS = {1: 2.0, 2: 3.0}  # the most the chosen algorithm / nn.Conv2d may cost, by stride (issue 17)
 CHOSEN_SLACK = 1.05  # the chosen algorithm may be this much slower than the best single one (timing noise)
 WHOLE_TARGET = 1.8  # the most a whole ResNet D with ConvNorm may cost over spectral norm
