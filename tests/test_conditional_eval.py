@@ -385,7 +385,7 @@ def test_study_eval_options_turn_into_gan_eval_flags(tmp_path: Path):
     grid_file = tmp_path / "grid.yaml"
     grid_file.write_text(yaml.safe_dump({"base": str(base), "seeds": [0], "variants": {"a": {"model.norm": "none"}},
                                          "eval": {"curve": {"num_fake": 500}, "final": final}}))
-    grid = load_grid(grid_file, tmp_path)
+    grid = load_grid(grid_file, tmp_path).regimes[0]  # a grid without regimes is one unnamed regime
     argv = eval_argv(Path("last.ckpt"), grid.final, Path("final.json"))
     assert argv == ["eval", "last.ckpt", "--json", "final.json", "--metrics", "fid,prc", "--intra-fid",
                     "--inception-weights", "offline", "--num-fake", "2000", "--num-real", "2000", "--split", "test"]

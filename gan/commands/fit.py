@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import inspect
 import signal
 import sys
 import warnings
@@ -144,13 +145,28 @@ def writing_into(run_dir: Path) -> Iterator[None]:
 NON_FINITE = {"nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 
 
+def numeric_fields() -> set[str]:
+    """The dotted config fields that hold numbers (``model.lr_g``, ``run.ckpt_every``...), read from the
+    signatures of the classes ``gan fit`` builds, so a text field such as ``run.name`` may be any word."""
+    fields = set()
+    for section, signature in (("model", inspect.signature(GAN.__init__)),
+                               ("data", inspect.signature(GANDataModule.__init__)),
+                               ("run", inspect.signature(RunOptions))):
+        for name, parameter in signature.parameters.items():
+            annotation = str(parameter.annotation)
+            if ("float" in annotation or "int" in annotation) and "str" not in annotation:
+                fields.add(f"{section}.{name}")
+    return fields
+
+
 def refuse_non_finite(argv: list[str]) -> None:
     """``--model.lr_g nan`` (or ``inf``) as one line with a fix: the parser would reject the text with its usage."""
+    numeric = numeric_fields()
     for i, arg in enumerate(argv):
         key, _, value = arg.partition("=")
         if not value and i + 1 < len(argv):
             value = argv[i + 1]
-        if key.startswith("--") and "." in key and value.strip().lower() in NON_FINITE:
+        if key.startswith("--") and key[2:] in numeric and value.strip().lower() in NON_FINITE:
             raise UserError(f"{key[2:]}={value} is not a finite number; give one, e.g. {key} 0.0002")
 
 
