@@ -104,3 +104,16 @@ def test_intra_fid_is_one_more_metric():
     intra = next(m.name for m in METRICS if "intra" in m.name)
     assert f"### {intra}" in text and f"| {intra} | a vs b |" in text
     assert "| a | 2 | 155.0 |" in text  # mean of the per-run class means
+
+
+def test_precision_and_recall_from_the_final_evaluation_are_reported_with_three_decimals(tmp_path):
+    groups = {}
+    for variant, precisions in (("a", [0.080, 0.145]), ("b", [0.300, 0.320])):
+        runs = _runs(None, variant, [150.0, 140.0])
+        for run, p in zip(runs, precisions):
+            run.final_metrics = {"fid": run.final_fid, "precision": p, "recall": p / 10}
+        groups[variant] = runs
+    text = "\n".join(statistics_section(groups))
+    assert "### precision" in text and "### recall" in text
+    assert "| a | 2 | 0.112 | 0.046 |" in text  # mean 0.1125 (rounded half to even) and n-1 std of 0.080, 0.145
+    assert "| precision | a vs b | -0.197 |" in text

@@ -45,6 +45,7 @@ class RunSummary:
     regime: str | None = None
     final_fid: float | None = None
     intra_fid: float | None = None  # mean over classes of the final evaluation's intra-class FID, when it has one
+    final_metrics: dict[str, float] = field(default_factory=dict)  # the final evaluation's numeric metrics
     final_protocol: str = "-"
     curve: dict[int, float] = field(default_factory=dict)  # g_step -> FID (the curve protocol)
     curve_protocol: str = "-"
@@ -107,6 +108,7 @@ def summarize_run(path: Path) -> RunSummary:
         entry = json.loads(final.read_text())
         run.final_fid, run.final_protocol = float(entry["metrics"]["fid"]), describe_protocol(entry)
         run.intra_fid = _mean_of(entry["metrics"].get("intra_fid"))
+        run.final_metrics = {k: float(v) for k, v in entry["metrics"].items() if isinstance(v, int | float)}
     run.grads = _last_row(path / GRADIENT_LOG)
     run.spectral = _last_row(path / SPECTRAL_LOG)
     return run
@@ -184,12 +186,15 @@ class Metric:
 
     name: str
     value: Callable[[RunSummary, set[int]], float | None]
+    digits: int = 1  # decimals shown (precision and recall live in [0, 1])
 
 
 METRICS = (
     Metric("final FID", lambda run, steps: run.final_fid),
     Metric("best FID (curve)", lambda run, steps: run.best_fid(steps)),
     Metric("intra-class FID (mean over classes)", lambda run, steps: run.intra_fid),
+    Metric("precision", lambda run, steps: run.final_metrics.get("precision"), digits=3),
+    Metric("recall", lambda run, steps: run.final_metrics.get("recall"), digits=3),
 )
 
 
@@ -223,8 +228,9 @@ def statistics_section(groups: dict[str, list[RunSummary]]) -> list[str]:
         for label, runs in groups.items():
             if values[label]:
                 s = stats.summarize(values[label])
-                interval = "-" if s.low is None else f"{s.low:.1f} to {s.high:.1f}"
-                rows.append([*_label(runs, with_regime), str(s.n), _num(s.mean), _num(s.std), interval])
+                d = metric.digits
+                interval = "-" if s.low is None else f"{s.low:.{d}f} to {s.high:.{d}f}"
+                rows.append([*_label(runs, with_regime), str(s.n), _num(s.mean, d), _num(s.std, d), interval])
         lines += [f"### {metric.name}", "", markdown_table(
             [*(["regime"] if with_regime else []), "variant", "n", "mean", "std", f"{level} CI of the mean"], rows), ""]
         for a, b in combinations(groups, 2):
@@ -238,15 +244,17 @@ def statistics_section(groups: dict[str, list[RunSummary]]) -> list[str]:
                 notes.append(f"- {metric.name}, {pair}{where}: no test (needs 2 or more seeds each, and some spread).")
                 continue
             tests.append([*([runs_a[0].regime or "-"] if with_regime else []), metric.name, pair,
-                          f"{test.diff:+.1f}", f"{test.low:+.1f} to {test.high:+.1f}", _p(test.p)])
+                          f"{test.diff:+.{metric.digits}f}",
+                          f"{test.low:+.{metric.digits}f} to {test.high:+.{metric.digits}f}", _p(test.p)])
             if test.p >= 1 - stats.LEVEL:
                 need = stats.seeds_needed(values[a], values[b])
                 more = (f"at the observed spread, about {need} seeds per variant would be needed for p < "
                         f"{1 - stats.LEVEL:.2f}" if need else "the observed difference is negligible against the "
                         "spread: no practical number of seeds would separate them")
+                d = metric.digits
                 notes.append(f"- {metric.name}, {pair}{where}: {len(values[a])} and {len(values[b])} seeds do not "
-                             f"separate them (difference {test.diff:+.1f}, {level} CI {test.low:+.1f} to "
-                             f"{test.high:+.1f}, p = {_p(test.p)}); {more}.")
+                             f"separate them (difference {test.diff:+.{d}f}, {level} CI {test.low:+.{d}f} to "
+                             f"{test.high:+.{d}f}, p = {_p(test.p)}); {more}.")
     if not lines:
         return []
     out = ["## Statistics over seeds", "", *lines]
