@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -189,3 +190,19 @@ def start_gan(*argv: str, **env: str) -> subprocess.Popen:
 def files_of(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` with its bytes: 'nothing was written' is this staying equal."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+class SigtermOnce(pl.Callback):
+    """Sends this process SIGTERM (as a cluster's preemption does) after G step ``at_g_step`` of the run named
+    ``run``, once: a marker in the run folder keeps the resumed run going. For ``gan study`` processes
+    (``class_path: conftest.SigtermOnce``, importable there through ``gan_with_tiny_extractor.py``)."""
+
+    def __init__(self, run: str, at_g_step: int) -> None:
+        self.run, self.at_g_step = run, at_g_step
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object) -> None:
+        marker = Path(trainer.default_root_dir) / "sigterm-sent"
+        if Path(trainer.default_root_dir).name == self.run and pl_module.g_step >= self.at_g_step \
+                and not marker.exists():
+            marker.touch()
+            os.kill(os.getpid(), signal.SIGTERM)

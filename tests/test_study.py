@@ -13,7 +13,6 @@ import yaml
 
 from gan.cli import main
 from gan.study import runner
-from gan.study.grid import load_grid
 
 BASE = {
     "model": {"arch": "cnn", "z_dim": 8, "g_width": 4, "d_width": 4, "n_dis": 1, "max_g_steps": 4,
@@ -72,7 +71,7 @@ def test_study_trains_scores_and_reports_every_run(study, capsys):
     report = (out / "report.md").read_text()
     rows = [line for line in report.splitlines() if line.startswith(("| none ", "| convnorm-")) and " ± " in line]
     assert len(rows) == 4  # two variants in the summary and in the spectral-norm table, mean +- std over two seeds
-    first, second = load_grid(grid).regimes[0].variants  # pairs are named in the grid's order
+    first, second = yaml.safe_load(grid.read_text())["variants"]  # Welch's test of every pair, in grid order
     assert "## Statistics over seeds" in report and f"| final FID | {first} vs {second} |" in report
     for plot in ("fid_vs_step.png", "spectral_norms.png"):
         assert (out / plot).stat().st_size > 5000
@@ -145,3 +144,177 @@ def test_compare_groups_runs_by_variant(study, tmp_path):
     text = (tmp_path / "report.md").read_text()
     assert "| none | 2 | 4 |" in text and "| convnorm-identity | 2 | 4 |" in text
     assert (tmp_path / "fid_vs_step.png").is_file() and (tmp_path / "spectral_norms.png").is_file()
+
+
+# ---- launchers: submitit's local executor end to end, the SLURM submission without a cluster ------------------
+def _tiny_grid(root: Path, extractor: str, **extra: object) -> dict:
+    """The 2x2 grid of the ``study`` fixture (same runs, so the same weights), written under ``root``."""
+    (root / "base.yaml").write_text(yaml.safe_dump(BASE))
+    return {"name": "tiny", "base": str(root / "base.yaml"), "out_dir": str(root / "out"), "seeds": [0, 1],
+            "variants": {"none": {"model.norm": "none"}, "convnorm-identity": {
+                "model.norm": "convnorm", "model.convnorm": {"affine_init": "identity"}}},
+            "eval": {"curve": {"every": 2, "num_fake": 10, "num_real": 40, "feature_extractor": extractor},
+                     "final": {"num_fake": 20, "num_real": 40, "feature_extractor": extractor}}, **extra}
+
+
+def test_submitit_jobs_run_the_grid_and_a_killed_run_resumes_alone(tmp_path, tiny_extractor, monkeypatch, capsys):
+    import os
+    import subprocess
+
+    import torch
+
+    from gan.study.grid import load_grid
+
+    checkout = str(Path(__file__).parents[1])  # submitit's job processes import this checkout's gan
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([checkout, os.environ.get("PYTHONPATH", "")]))
+    kill = {"class_path": "conftest.SigtermOnce", "init_args": {"run": "none-s1", "at_g_step": 2}}
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(_tiny_grid(tmp_path, tiny_extractor, callbacks=[kill])))
+    command = ["study", str(tmp_path / "grid.yaml"), "--launcher", "submitit-local"]
+    assert main(command) == 1  # none-s1 was stopped by SIGTERM: its job fails, the others finish
+    out = capsys.readouterr().out
+    failed = [line for line in out.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and failed[0].startswith("FAILED none-s1-train ") and "none-s1-train.log" in failed[0]
+    assert "stopped by a signal" in failed[0]
+    grid = load_grid(tmp_path / "grid.yaml")
+    jobs = {run.name: [job.label for job in runner.plan(grid, [run])] for run in grid.runs()}
+    assert jobs == {"convnorm-identity-s0": [], "convnorm-identity-s1": [], "none-s0": [],
+                    "none-s1": ["none-s1-train-resume"]}  # everything else trained and scored, as separate jobs
+    assert main(command) == 0
+    submitted = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("submit ")]
+    assert submitted == ["none-s1-train-resume", "none-s1-g0000002", "none-s1-g0000004", "none-s1-final"]
+    reference = yaml.safe_load((grid.dir / "configs" / "none-s1.yaml").read_text())  # the same run, uninterrupted
+    reference["trainer"]["callbacks"] = [c for c in reference["trainer"]["callbacks"] if c != kill]
+    reference["run"]["out_dir"] = str(tmp_path / "reference")
+    (tmp_path / "reference.yaml").write_text(yaml.safe_dump(reference))
+    subprocess.run([*runner.GAN_COMMAND, "fit", "--config", str(tmp_path / "reference.yaml")], check=True,
+                   capture_output=True)
+    ours = torch.load(grid.dir / "none-s1" / "ckpt" / "last.ckpt", map_location="cpu", weights_only=False)
+    local = torch.load(tmp_path / "reference" / "none-s1" / "ckpt" / "last.ckpt", map_location="cpu",
+                       weights_only=False)
+    assert ours["g_step"] == local["g_step"] == 4
+    assert all(torch.equal(ours["state_dict"][k], local["state_dict"][k]) for k in local["state_dict"])
+    first, second = grid.regimes[0].variants
+    assert f"| final FID | {first} vs {second} |" in (grid.dir / "report.md").read_text()
+
+
+def test_slurm_submission_is_what_the_grid_asks(tmp_path, tiny_extractor, monkeypatch):
+    """sbatch and srun are stand-ins that record the submission file: submitit writes it as for a real cluster."""
+    from gan.study import cluster
+    from gan.study.grid import load_grid
+
+    slurm = {"partition": "gpu", "gpus_per_run": 2, "cpus_per_task": 6, "time_min": 240, "account": "lab",
+             "constraint": "a100", "array_parallelism": 3}
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(_tiny_grid(tmp_path, tiny_extractor, slurm=slurm)))
+    grid = load_grid(tmp_path / "grid.yaml")
+    assert main(["study", str(tmp_path / "grid.yaml"), "--launcher", "slurm"]) == 2  # no srun here: one line
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(f"#!/bin/sh\ncp \"$1\" {tmp_path}/sbatch-$$.sh\necho Submitted batch job 4242\n")
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 1\n")
+    for tool in ("sbatch", "srun"):
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    runs = grid.runs()
+    runner.write_configs(grid, runs)
+    jobs = runner.plan(grid, runs)
+    handles = cluster.submit(grid, "slurm", jobs, cluster.resources(grid, {"time_min": 90}), threads=4)
+    [script] = list(tmp_path.glob("sbatch-*.sh"))  # every training in one array
+    text = script.read_text()
+    expected = [f"--partition={slurm['partition']}", f"--gpus-per-node={slurm['gpus_per_run']}",
+                f"--ntasks-per-node={slurm['gpus_per_run']}", f"--cpus-per-task={slurm['cpus_per_task']}",
+                "--time=90", f"--account={slurm['account']}", f"--constraint={slurm['constraint']}",
+                f"--array=0-{len(jobs) - 1}%{slurm['array_parallelism']}", "--signal=USR2@"]
+    assert all(f"#SBATCH {option}" in text for option in expected), text  # the flag's time beats the grid's
+    assert "submitit.core._submit" in text
+    for job, handle in handles:
+        call = handle.submission().function  # what the array task will run: the local launcher's command
+        assert isinstance(call, cluster.GanJob) and call.job.command() == job.command()
+        assert call.gan_command == runner.GAN_COMMAND and call.env["OMP_NUM_THREADS"] == "4"
+
+
+def test_a_requeued_training_resumes_from_what_the_signal_saved(tmp_path):
+    """checkpoint() (submitit's handler of SLURM's time-limit signal) stops gan fit through SIGTERM, then requeues
+    the same job, whose command now resumes from last.ckpt."""
+    import pickle
+    import signal
+    import subprocess
+
+    from gan.study import cluster
+    from gan.study.runner import Job
+
+    last = tmp_path / "ckpt" / "last.ckpt"
+    job = Job("train", runner.Run("none", 0, tmp_path, {}), ["fit", "--config", "c.yaml"], "none-s0-train",
+              resume_from=last)
+    call = cluster.GanJob(job, tmp_path / "log", {}, [sys.executable])
+    saver = (f"import pathlib, signal, sys, time\ndef save(*a):\n    p = pathlib.Path({str(last)!r})\n"
+             "    p.parent.mkdir(); p.write_text('saved'); sys.exit(143)\n"
+             "signal.signal(signal.SIGTERM, save)\nprint('ready', flush=True)\ntime.sleep(60)\n")
+    call._process = subprocess.Popen([sys.executable, "-c", saver], stdout=subprocess.PIPE, text=True)
+    assert call._process.stdout.readline().strip() == "ready"
+    assert job.command() == ["fit", "--config", "c.yaml"]
+    again = call.checkpoint()
+    assert call._process.returncode == 128 + signal.SIGTERM and last.read_text() == "saved"
+    requeued = pickle.loads(pickle.dumps(again.function))  # what submitit stores for the requeued job
+    assert requeued.job.command() == ["fit", "--config", "c.yaml", "--ckpt_path", str(last)]
+
+
+def test_regimes_share_a_grid_and_old_grids_keep_their_run_names(tmp_path, tiny_extractor, capsys, monkeypatch):
+    from gan.errors import UserError
+    from gan.study.grid import load_grid
+
+    grid = _tiny_grid(tmp_path, tiny_extractor)
+    del grid["variants"]
+    grid["regimes"] = {"adam05": {"variants": {"none": {"model.norm": "none"}, "spectral": {"model.norm": "spectral"}}},
+                       "sngan": {"overrides": {"model.n_dis": 5, "model.betas": [0.0, 0.9]}, "seeds": [3],
+                                 "variants": {"none": {"model.norm": "none"}},
+                                 "eval": {"final": {"num_fake": 12, "num_real": 40}}}}
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(grid))
+    loaded = load_grid(tmp_path / "grid.yaml")
+    runs = {run.name: run for run in loaded.runs()}
+    assert list(runs) == ["adam05/none-s0", "adam05/none-s1", "adam05/spectral-s0", "adam05/spectral-s1",
+                          "sngan/none-s3"]
+    sngan = runs["sngan/none-s3"]
+    assert sngan.dir == loaded.dir / "sngan" / "none-s3" and sngan.config["model"]["n_dis"] == 5
+    assert runs["adam05/none-s0"].config["model"]["n_dis"] == BASE["model"]["n_dis"]
+    assert sngan.regime.final == {"num_fake": 12, "num_real": 40}  # its own final protocol, the grid's curve
+    assert sngan.regime.curve == {k: v for k, v in grid["eval"]["curve"].items() if k != "every"}
+    assert sngan.regime.curve_every == grid["eval"]["curve"]["every"]
+    assert [r.name for r in loaded.runs("sngan")] == ["sngan/none-s3"]
+    with pytest.raises(UserError, match="unknown regime 'adam'"):
+        loaded.runs("adam")
+    assert main(["study", str(tmp_path / "grid.yaml"), "--dry-run"]) == 0
+    todo = [line for line in capsys.readouterr().out.splitlines() if line.startswith("would run:")]
+    assert len(todo) == len(runs) and str(loaded.dir / "configs" / "sngan" / "none-s3.yaml") in todo[-1]
+    marker = json.loads((sngan.dir / "study.json").read_text())
+    assert marker["regime"] == "sngan" and marker["variant"] == "none" and marker["seed"] == 3
+    monkeypatch.chdir(Path(__file__).parents[1])  # the grids name their base relative to the checkout
+    for path in sorted(Path("configs/studies").glob("*.yaml")):  # grids without regimes: flat <variant>-s<seed>
+        spec = yaml.safe_load(path.read_text())
+        if "variants" not in spec:
+            continue  # a base config, or a grid with regimes
+        old = load_grid(path)
+        assert [r.dir for r in old.runs()] == [old.dir / f"{v}-s{s}" for v in spec["variants"] for s in spec["seeds"]]
+        assert all(r.name == r.dir.name for r in old.runs())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--launcher", "pbs"], "--launcher 'pbs' is not known"),
+    (["--launcher", "slurm"], "needs a time limit per job"),
+    (["--partition", "gpu"], "need --launcher slurm"),
+    (["--launcher", "submitit-local", "--jobs", "2"], "--jobs is for the local launcher"),
+])
+def test_bad_launcher_input_is_one_line(tmp_path, tiny_extractor, capsys, args, message):
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(_tiny_grid(tmp_path, tiny_extractor)))
+    assert main(["study", str(tmp_path / "grid.yaml"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_export_keeps_what_the_report_reads_and_regenerates_it(study, tmp_path, capsys):
+    grid_file, out = study
+    assert main(["study", str(grid_file), "--export", str(tmp_path / "results")]) == 0
+    copy = tmp_path / "results" / "tiny"
+    assert not list(copy.rglob("*.ckpt")) and not list(copy.rglob("*.png")) and (copy / "grid.yaml").is_file()
+    assert main(["study", str(grid_file), "--report-only", "--out-dir", str(tmp_path / "results")]) == 0
+    tables = [(d / "report.md").read_text().split("![")[0] for d in (out, copy)]
+    assert tables[0] == tables[1]  # every number of the report, from the small files alone

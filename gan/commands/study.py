@@ -61,6 +61,9 @@ def main(argv: list[str]) -> int:
     for key in ("gpus_per_run", "cpus_per_task", "time_min"):
         if flags[key] is not None and flags[key] < (0 if key == "gpus_per_run" else 1):
             raise UserError(f"--{key}: {flags[key]} is not a valid count")
+    if args.launcher != "local" and args.jobs is not None:
+        raise UserError(f"--jobs is for the local launcher; with {args.launcher} every ready job is submitted at once "
+                        "(slurm: limit it with slurm.array_parallelism)")
     if args.launcher == "local" and any(v is not None for v in flags.values()):
         raise UserError("slurm resources (--partition, --gpus, ...) need --launcher slurm or submitit-local")
 

@@ -137,6 +137,15 @@ def submit(grid: Grid, launcher: str, jobs: list[Job], res: dict[str, Any], thre
     return handles
 
 
+def reason(err: Exception) -> str:
+    """The last line of the job's traceback (what :class:`GanJob` raised), out of submitit's error message, which
+    wraps it between dashed lines and ends with the paths of its logs."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    trace = [line for line in lines if not line.startswith("- ") and set(line) != {"-"}]
+    ours = [line for line in trace if line.startswith(("RuntimeError:", "UncompletedJobError:"))]
+    return (ours or trace or [type(err).__name__])[-1]
+
+
 def execute(grid: Grid, launcher: str, res: dict[str, Any], threads: int, dry_run: bool = False,
             evaluate: bool = True) -> list[Job]:
     """Every job of the study through submitit, in waves until nothing is left that can run; returns the failed
@@ -152,8 +161,8 @@ def execute(grid: Grid, launcher: str, res: dict[str, Any], threads: int, dry_ru
         return []
     tried: set[str] = set()
     failed: list[Job] = []
-    while todo := [job for job in plan(grid, runs, evaluate) if job.label not in tried]:
-        tried.update(job.label for job in todo)
+    while todo := [job for job in plan(grid, runs, evaluate) if job.key not in tried]:
+        tried.update(job.key for job in todo)
         handles = submit(grid, launcher, todo, res, threads)
         for job, handle in handles:
             print(f"submit {job.label} (job {handle.job_id})", flush=True)
@@ -165,8 +174,7 @@ def execute(grid: Grid, launcher: str, res: dict[str, Any], threads: int, dry_ru
                 handle.result()
                 print(f"done   {job.label} ({time.perf_counter() - started:.0f} s)", flush=True)
             except Exception as err:  # a failed job: its log says why; the study goes on
-                first = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
                 print(f"FAILED {job.label} (job {handle.job_id}, log {job.log_path(grid)}, submitit log "
-                      f"{handle.paths.stderr}): {first}", flush=True)
+                      f"{handle.paths.stderr}): {reason(err)}", flush=True)
                 failed.append(job)
     return failed

@@ -59,6 +59,12 @@ class Job:
             return [*self.argv, "--ckpt_path", str(self.resume_from)]
         return list(self.argv)
 
+    @property
+    def key(self) -> str:
+        """The label without ``-resume``: a training that failed after saving is not retried as its resumption in
+        the same invocation (a re-run of gan study resumes it)."""
+        return self.label.removesuffix("-resume")
+
     def log_path(self, grid: Grid) -> Path:
         return grid.dir / "logs" / f"{self.label}.log"
 
@@ -150,7 +156,7 @@ def execute(grid: Grid, jobs_at_once: int, threads: int, dry_run: bool = False,
     todo = plan(grid, runs, evaluate)
     while True:
         training = {job.run.name for job, *_ in running.values() if job.kind == "train"}
-        ready = [j for j in todo if j.label not in running and j.label not in failed and j.run.name not in training]
+        ready = [j for j in todo if j.label not in running and j.key not in failed and j.run.name not in training]
         free_slots = [s for s in range(jobs_at_once) if s not in {slot for *_, slot in running.values()}]
         for job, slot in zip(ready, free_slots):
             slot_env = {**env, "CUDA_VISIBLE_DEVICES": str(slot % gpus)} if gpus else env
@@ -171,7 +177,7 @@ def execute(grid: Grid, jobs_at_once: int, threads: int, dry_run: bool = False,
             status = "done  " if ok else f"FAILED (exit {process.returncode}, log {job.log_path(grid)})"
             print(f"{status} {label} ({time.perf_counter() - started:.0f} s)", flush=True)
             if not ok:
-                failed[label] = job
+                failed[job.key] = job
         if finished:  # a finished job changes what is left to do for runs with nothing running
             busy = {job.run.name for job, *_ in running.values()}
             idle = [r for r in runs if r.name not in busy]
