@@ -187,7 +187,7 @@ def test_submitit_jobs_run_the_grid_and_a_killed_run_resumes_alone(tmp_path, tin
     reference["run"]["out_dir"] = str(tmp_path / "reference")
     (tmp_path / "reference.yaml").write_text(yaml.safe_dump(reference))
     subprocess.run([*runner.GAN_COMMAND, "fit", "--config", str(tmp_path / "reference.yaml")], check=True,
-                   capture_output=True)
+                   capture_output=True, env={**os.environ, **runner.job_env(1)})  # the jobs' thread count
     ours = torch.load(grid.dir / "none-s1" / "ckpt" / "last.ckpt", map_location="cpu", weights_only=False)
     local = torch.load(tmp_path / "reference" / "none-s1" / "ckpt" / "last.ckpt", map_location="cpu",
                        weights_only=False)
