@@ -29,6 +29,7 @@ from torch_fidelity import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from gan.callbacks import GStepCheckpoint
+from gan.cli import main
 from gan.data import GANDataModule
 from gan.training.module import GAN
 
@@ -173,6 +174,25 @@ def cli_config(out_dir: Path, **sections: dict) -> dict:
 def write_config(path: Path, out_dir: Path, **sections: dict) -> Path:
     path.write_text(yaml.safe_dump(cli_config(out_dir, **sections)))
     return path
+
+
+def fit_tiny_run(root: Path, config_text: str, extractor: str) -> Path:
+    """``gan fit`` of a tiny config given as text (``{extractor}`` filled in with the tests' feature extractor)
+    into ``root``, its reference cache there too; returns the run folder (named by the config's ``run.name``)."""
+    config = root / "config.yaml"
+    config.write_text(config_text.format(extractor=extractor))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GAN_CACHE", str(root / "cache"))
+        assert main(["fit", "--config", str(config), "--run.out_dir", str(root)]) == 0
+    return root / yaml.safe_load(config.read_text())["run"]["name"]
+
+
+def assert_nets_equal(model: GAN, g: torch.nn.Module, d: torch.nn.Module, atol: float = 1e-7) -> None:
+    """The module's generator and discriminator hold the weights and buffers of ``g`` and ``d`` (a step computed by
+    hand), name by name."""
+    for ours, by_hand in ((model.generator, g), (model.discriminator, d)):
+        for (name, a), b in zip(ours.state_dict().items(), by_hand.state_dict().values(), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=atol, msg=name)
 
 
 def child_env(**extra: str) -> dict[str, str]:

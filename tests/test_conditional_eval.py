@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch_fidelity
 import yaml
-from conftest import files_of
+from conftest import files_of, fit_tiny_run
 from PIL import Image
 from torch.utils.data import Dataset
 
@@ -46,12 +46,7 @@ trainer:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory, tiny_extractor: str) -> Path:
     """A 4-G-step conditional run (3 classes) on synthetic data with the FID callback at its end."""
-    root = tmp_path_factory.mktemp("runs")
-    (root / "cond.yaml").write_text(CONFIG.format(extractor=tiny_extractor))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GAN_CACHE", str(root / "cache"))
-        assert main(["fit", "--config", str(root / "cond.yaml"), "--run.out_dir", str(root)]) == 0
-    return root / "cond"
+    return fit_tiny_run(tmp_path_factory.mktemp("runs"), CONFIG, tiny_extractor)
 
 
 @pytest.fixture(scope="module")

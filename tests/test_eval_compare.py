@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import fit_tiny_run
 from torchvision.utils import save_image
 
 from gan.callbacks.fidelity import FidelityCallback
@@ -34,12 +35,7 @@ trainer:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory, tiny_extractor: str) -> Path:
     """A 4-G-step run on synthetic data with the FID callback every 2 G steps."""
-    root = tmp_path_factory.mktemp("runs")
-    (root / "tiny.yaml").write_text(CONFIG.format(extractor=tiny_extractor))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GAN_CACHE", str(root / "cache"))
-        assert main(["fit", "--config", str(root / "tiny.yaml"), "--run.out_dir", str(root)]) == 0
-    return root / "tiny"
+    return fit_tiny_run(tmp_path_factory.mktemp("runs"), CONFIG, tiny_extractor)
 
 
 @pytest.fixture

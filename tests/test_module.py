@@ -5,6 +5,7 @@ import csv
 
 import pytest
 import torch
+from conftest import assert_nets_equal
 
 from gan.training.losses import LOSSES
 from gan.training.module import GAN, latent_seed, load_gan
@@ -70,9 +71,7 @@ def test_a_g_step_is_n_dis_d_steps_and_a_g_step_on_the_named_loss(tmp_path, loss
     g_loss.backward()
     opt_g.step()
 
-    for ours, by_hand in ((model.generator, g), (model.discriminator, d)):
-        for (name, a), b in zip(ours.state_dict().items(), by_hand.state_dict().values(), strict=True):
-            torch.testing.assert_close(a, b, rtol=0, atol=1e-7, msg=name)
+    assert_nets_equal(model, g, d)
     (row,) = csv.DictReader(open(tmp_path / "metrics.csv"))
     assert float(row["loss/d"]) == pytest.approx(d_loss.item(), rel=1e-6)
     assert float(row["loss/g"]) == pytest.approx(g_loss.item(), rel=1e-6)

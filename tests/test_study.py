@@ -318,3 +318,54 @@ def test_export_keeps_what_the_report_reads_and_regenerates_it(study, tmp_path, 
     assert main(["study", str(grid_file), "--report-only", "--out-dir", str(tmp_path / "results")]) == 0
     tables = [(d / "report.md").read_text().split("![")[0] for d in (out, copy)]
     assert tables[0] == tables[1]  # every number of the report, from the small files alone
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the kernel's parent-death signal is Linux's")
+def test_a_killed_study_takes_its_jobs_with_it(tmp_path):
+    """``kill -9`` of ``gan study`` leaves no ``gan fit`` training on as an orphan: the job gets SIGTERM, saves
+    ``last.ckpt`` as on Ctrl-C and stops."""
+    import os
+    import signal
+    import time
+
+    import torch
+
+    from conftest import start_gan
+
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    grid = {"name": "long", "base": str(tmp_path / "base.yaml"), "out_dir": str(tmp_path / "out"), "seeds": [0],
+            "overrides": {"model.max_g_steps": 1_000_000}, "variants": {"none": {"model.norm": "none"}}}
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(grid))
+    study = start_gan("study", str(tmp_path / "grid.yaml"))
+    run = tmp_path / "out" / "long" / "none-s0"
+
+    def children() -> list[int]:
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == study.pid:
+                    found.append(int(stat.parent.name))
+            except (OSError, IndexError, ValueError):
+                pass
+        return found
+
+    deadline = time.monotonic() + 120
+    while not (run / "logs" / "metrics.csv").is_file() and time.monotonic() < deadline:
+        time.sleep(0.5)  # training has started (its SIGTERM handler is in place)
+    jobs = children()
+    assert len(jobs) == 1 and (run / "logs" / "metrics.csv").is_file(), study.stderr.read() if study.poll() else ""
+    os.kill(study.pid, signal.SIGKILL)
+    study.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 60
+    while alive(jobs[0]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not alive(jobs[0]), "the study's gan fit trains on after the study was killed"
+    saved = torch.load(run / "ckpt" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert 0 < saved["g_step"] < 1_000_000

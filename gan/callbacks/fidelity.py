@@ -12,6 +12,7 @@ from gan.callbacks.checkpoint import GStepCheckpoint
 from gan.callbacks.schedule import GStepCallback
 from gan.errors import UserError
 from gan.metrics import EVAL_SEED, INCEPTION, GeneratorAdapter, Reference, compute_metrics, resolve_weights
+from gan.metrics.protocols import resolve_protocol
 from gan.metrics.shards import Shard
 from gan.runs.layout import FIDELITY_LOG, append_jsonl
 from gan.training.loggers import send_metrics
@@ -31,7 +32,10 @@ class FidelityCallback(GStepCallback):
 
     Args:
         every_n_g_steps: evaluation period in generator steps.
-        num_fake: generated images per evaluation; num_real: reference images (None: the whole split).
+        protocol: a named protocol of :data:`gan.metrics.PROTOCOLS` (``paper``, ``default``), recorded with each
+            result; ``num_fake`` / ``num_real`` override its counts (the result then says ``custom``).
+        num_fake: generated images per evaluation (default 5000 without a protocol); num_real: reference images
+            (None: the whole split).
         dataset, split, root: the reference set (None: the training datamodule's name / split / root).
         isc, kid: also compute Inception Score / KID (IS needs weights with a classifier, not ``offline``).
         inception_weights: ``default`` (torch-fidelity's download), ``offline`` or a weights file.
@@ -44,7 +48,8 @@ class FidelityCallback(GStepCallback):
     def __init__(
         self,
         every_n_g_steps: int = 5000,
-        num_fake: int = 5000,
+        protocol: str | None = None,
+        num_fake: int | None = None,
         num_real: int | None = None,
         dataset: str | None = None,
         split: str | None = None,
@@ -62,6 +67,8 @@ class FidelityCallback(GStepCallback):
         verbose: bool = True,
     ) -> None:
         super().__init__(every_n_g_steps)
+        self.protocol, num_fake, num_real = resolve_protocol(protocol, num_fake, num_real, (5000, None),
+                                                             "FidelityCallback.protocol")
         for field, value, minimum in (("num_fake", num_fake, 2), ("num_real", num_real, 2),
                                       ("kid_subset_size", kid_subset_size, 1),
                                       ("batch_size", batch_size, 1)):  # 2: a covariance needs two samples
@@ -112,6 +119,7 @@ class FidelityCallback(GStepCallback):
         )
         fid = None
         if trainer.is_global_zero:
+            result["protocol"] = {"name": self.protocol, **result["protocol"]}
             fid = result["metrics"]["fid"]
             self.record(trainer, step, result)
         fid = trainer.strategy.broadcast(fid, src=0)

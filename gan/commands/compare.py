@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gan.errors import UserError
-from gan.runs.layout import describe_protocol, eval_results, fidelity_log, logged_rows, model_config
+from gan.runs.layout import curve_results, describe_protocol, is_run, logged_rows, model_config, runs_below
 from gan.utils.markdown import markdown_table
 from gan.utils.plots import png_figure
 
@@ -41,7 +41,14 @@ class Run:
 
 def read_run(path: Path) -> Run:
     if not path.is_dir():
-        raise UserError(f"run folder {str(path)!r} does not exist; pass folders like checkpoints/<run>")
+        kind = "is a file, not a folder" if path.exists() else "does not exist"
+        raise UserError(f"run folder {str(path)!r} {kind}; pass folders like checkpoints/<run>")
+    if not is_run(path):
+        below = runs_below(path)
+        if below:
+            shown = " ".join(str(p) for p in below[:3]) + (" ..." if len(below) > 3 else "")
+            raise UserError(f"{str(path)!r} is a folder of {len(below)} runs, not a run; pass the runs themselves: "
+                            f"{shown}")
     model = model_config(path)
     run = Run(path, norm=str(model.get("norm", "?")), arch=str(model.get("arch", "?")))
     rows = logged_rows(path)  # training progress + logged eval/* columns
@@ -51,7 +58,7 @@ def read_run(path: Path) -> Run:
             if row.get(f"eval/{key}"):
                 run.curve.setdefault(step, {})[key] = float(row[f"eval/{key}"])
     # the callback's records, with the protocol of each number; else gan eval results of the run's checkpoints
-    entries = fidelity_log(path) or eval_results(path)
+    entries = curve_results(path)
     if not (model or rows or entries):
         raise UserError(f"{str(path)!r} is not a run folder (no config.yaml, logs/metrics.csv, fidelity.jsonl or "
                         "ckpt/*.eval.json); pass folders written by gan fit, like checkpoints/<run>")

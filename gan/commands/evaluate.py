@@ -24,6 +24,7 @@ from gan.metrics import (
     intra_class_fid,
     resolve_weights,
 )
+from gan.metrics.protocols import resolve_protocol
 from gan.runs.layout import eval_result_path
 from gan.utils.devices import resolve_device
 from gan.utils.markdown import markdown_table
@@ -143,12 +144,10 @@ def main(argv: list[str]) -> int:
         at_least(f"--{option.replace('_', '-')}", getattr(args, option), minimum)
     device = resolve_device(args.device)
     fake, data, source = build_fake(args, device)
-    protocol = PROTOCOLS[args.protocol]
-    num_fake = protocol.num_fake if args.num_fake is None else args.num_fake
+    name, num_fake, num_real = resolve_protocol(args.protocol, args.num_fake, args.num_real, (0, None), "--protocol")
     reference = Reference.from_training_data(
-        data, args.image_size or data["image_size"], args.channels or data["channels"],
-        protocol.num_real if args.num_real is None else args.num_real, dataset=args.dataset, split=args.split,
-        root=args.root,
+        data, args.image_size or data["image_size"], args.channels or data["channels"], num_real,
+        dataset=args.dataset, split=args.split, root=args.root,
     )
 
     weights = resolve_weights(args.inception_weights) if args.feature_extractor == INCEPTION else None
@@ -174,7 +173,6 @@ def main(argv: list[str]) -> int:
         prc="prc" in wanted, weights=weights or "default", feature_extractor=args.feature_extractor, seed=args.seed,
         kid_subset_size=args.kid_subset_size, batch_size=args.batch_size, device=device,
     )
-    name = args.protocol if args.num_fake is None and args.num_real is None else "custom"  # overridden: say so
     result = {**source, **result, "protocol": {"name": name, **result["protocol"]}, "skipped": skipped}
     if args.intra_fid:
         intra = intra_class_fid(fake, reference, num_fake=intra_num_fake, weights=weights or "default",

@@ -90,6 +90,38 @@ def ema_factor(step: int | Tensor, horizon: int, momentum: float | None) -> floa
     return max(0.5 * (1.0 + math.cos(math.pi * min(step, horizon) / horizon)), 0.01)
 
 
+def _check_arguments(in_channels: int, out_channels: int, groups: int, kernel_size: tuple[int, int],
+                     stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int], padding_mode: str,
+                     algorithm: str, backend: str | None, affine_init: str, momentum: float | None) -> None:
+    """ConvNorm2d's constructor arguments, each refused with a ``ValueError`` that names it and the fix."""
+    if padding_mode != "zeros":
+        raise ValueError(
+            f"ConvNorm2d: padding_mode={padding_mode!r} is not supported; ConvNorm is defined for zero padding, "
+            "use padding_mode='zeros'"
+        )
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(
+            f"ConvNorm2d: in_channels={in_channels} and out_channels={out_channels} must both be divisible "
+            f"by groups={groups}"
+        )
+    if min(stride) < 1 or min(dilation) < 1 or min(kernel_size) < 1:
+        raise ValueError("ConvNorm2d: kernel_size, stride and dilation must be >= 1")
+    for k, d, p in zip(kernel_size, dilation, padding):
+        if not 0 <= p <= d * (k - 1):
+            raise ValueError(
+                f"ConvNorm2d: padding={padding} is outside 0..dilation*(kernel_size-1) "
+                f"= {d * (k - 1)}; ConvNorm crops the full convolution, so it cannot pad further"
+            )
+    if algorithm != "auto" and algorithm not in ALGORITHMS:
+        raise ValueError(f"ConvNorm2d: algorithm={algorithm!r}; choose 'auto' or one of {tuple(ALGORITHMS)}")
+    if backend not in BACKENDS:
+        raise ValueError(f"ConvNorm2d: backend={backend!r}; choose one of {BACKENDS}")
+    if affine_init not in AFFINE_INITS:
+        raise ValueError(f"ConvNorm2d: affine_init={affine_init!r}; choose one of {AFFINE_INITS}")
+    if momentum is not None and not 0.0 < momentum <= 1.0:
+        raise ValueError(f"ConvNorm2d: momentum={momentum} must be in (0, 1] or None for the cosine schedule")
+
+
 class ConvNorm2d(nn.Module):
     """Drop-in replacement for ``nn.Conv2d`` that applies ConvNorm to the conv's output.
 
@@ -133,32 +165,8 @@ class ConvNorm2d(nn.Module):
         self.stride = _pair(stride, "stride")
         self.padding = _pair(padding, "padding")
         self.dilation = _pair(dilation, "dilation")
-        if padding_mode != "zeros":
-            raise ValueError(
-                f"ConvNorm2d: padding_mode={padding_mode!r} is not supported; ConvNorm is defined for zero padding, "
-                "use padding_mode='zeros'"
-            )
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"ConvNorm2d: in_channels={in_channels} and out_channels={out_channels} must both be divisible "
-                f"by groups={groups}"
-            )
-        if min(self.stride) < 1 or min(self.dilation) < 1 or min(self.kernel_size) < 1:
-            raise ValueError("ConvNorm2d: kernel_size, stride and dilation must be >= 1")
-        for k, d, p in zip(self.kernel_size, self.dilation, self.padding):
-            if not 0 <= p <= d * (k - 1):
-                raise ValueError(
-                    f"ConvNorm2d: padding={self.padding} is outside 0..dilation*(kernel_size-1) "
-                    f"= {d * (k - 1)}; ConvNorm crops the full convolution, so it cannot pad further"
-                )
-        if algorithm != "auto" and algorithm not in ALGORITHMS:
-            raise ValueError(f"ConvNorm2d: algorithm={algorithm!r}; choose 'auto' or one of {tuple(ALGORITHMS)}")
-        if backend not in BACKENDS:
-            raise ValueError(f"ConvNorm2d: backend={backend!r}; choose one of {BACKENDS}")
-        if affine_init not in AFFINE_INITS:
-            raise ValueError(f"ConvNorm2d: affine_init={affine_init!r}; choose one of {AFFINE_INITS}")
-        if momentum is not None and not 0.0 < momentum <= 1.0:
-            raise ValueError(f"ConvNorm2d: momentum={momentum} must be in (0, 1] or None for the cosine schedule")
+        _check_arguments(in_channels, out_channels, groups, self.kernel_size, self.stride, self.padding,
+                         self.dilation, padding_mode, algorithm, backend, affine_init, momentum)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.eps, self.momentum, self.ema_horizon, self.algorithm = eps, momentum, ema_horizon, algorithm
         self.backend = backend

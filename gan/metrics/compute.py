@@ -113,35 +113,13 @@ def compute_metrics(
         raise UserError("num_fake (--num-fake) must be at least 2 for a generator")
     start = time.perf_counter()
     device = torch.device(device)
-    cuda = device.type == "cuda"
     resolved = extractor_weights(feature_extractor, weights, isc, cache, verbose)
     layers = feature_layers(feature_extractor, fid, isc, kid, prc)
-    shared_layer = next((layers[m] for m in ("fid", "kid", "prc") if m in layers), None)
-
-    # building the extractor and iterating a DataLoader draw from torch's global RNG: leave the caller's alone
-    with torch.random.fork_rng(devices=[device] if cuda else []):
-        extractor = create_feature_extractor(
-            feature_extractor, sorted(set(layers.values())), cuda=cuda, verbose=verbose,
-            feature_extractor_weights_path=resolved.path if resolved else None,
-        )
-
-        def reference_stats() -> dict[str, Tensor] | None:
-            if shared_layer is None:
-                return None
-            return reference_statistics(
-                reference, extractor, shared_layer, resolved.ident if resolved else "",
-                with_features=kid or prc, batch_size=batch_size, cuda=cuda, cache=cache, verbose=verbose,
-            )
-
-        if shard is None or not isinstance(fake, GeneratorAdapter):
-            ref_stats = reference_stats()
-            feats, num_fake = fake_features(fake, extractor, num_fake, batch_size, cuda, seed, verbose)
-        else:
-            feats = shared_fake_features(fake, extractor, num_fake, batch_size, cuda, seed, shard, verbose)
-            if feats is None:
-                return None  # rank 0 scores
-            ref_stats = reference_stats()  # rank 0 alone: from the cache after the first evaluation
-
+    found = _features(fake, reference, num_fake, layers, feature_extractor, resolved, kid or prc, seed, batch_size,
+                      device, cache, verbose, shard)
+    if found is None:
+        return None  # another rank's share: rank 0 scores
+    feats, ref_stats, num_fake = found
     metrics: dict[str, float] = {}
     if fid:
         metrics["fid"] = frechet_distance(feats[layers["fid"]].to(device), ref_stats)
@@ -155,23 +133,67 @@ def compute_metrics(
         out = prc_features_to_metric(feats[layers["prc"]], ref_stats["features"], prc_neighborhood=prc_neighborhood,
                                      prc_batch_size=10000, save_cpu_ram=True, verbose=False)
         metrics.update(precision=out[KEY_METRIC_PRECISION], recall=out[KEY_METRIC_RECALL])
-    protocol = {
-        "fake": ("EMA generator" if fake.ema else "generator") if isinstance(fake, GeneratorAdapter) else "images",
-        "num_fake": num_fake,
-        **(fake.describe_labels() if isinstance(fake, GeneratorAdapter) else {}),
-        **(reference.describe() if reference is not None else {}),
-        "num_real_used": int(ref_stats["num_samples"]) if ref_stats is not None else None,
-        "seed": seed,
-        "feature_extractor": feature_extractor,
-        "feature_layers": layers,
-        **({"isc_splits": isc_splits} if isc else {}),
-        **({"kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size} if kid else {}),
-        **({"prc_neighborhood": prc_neighborhood} if prc else {}),
-
-    }
+    protocol = _describe(fake, reference, num_fake, ref_stats, seed, feature_extractor, layers,
+                         {"isc_splits": isc_splits} if isc else {},
+                         {"kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size} if kid else {},
+                         {"prc_neighborhood": prc_neighborhood} if prc else {})
     return {
         "metrics": metrics,
         "protocol": protocol,
         "weights": resolved.describe() if resolved else {"kind": "extractor", "ident": feature_extractor},
         "seconds": time.perf_counter() - start,
     }
+
+
+def _describe(fake: GeneratorAdapter | Dataset, reference: Reference | None, num_fake: int,
+              ref_stats: dict[str, Tensor] | None, seed: int, feature_extractor: str, layers: dict[str, str],
+              *options: dict) -> dict:
+    """The protocol a result records: what was generated and how many, the reference and its count, the seed, the
+    extractor and its layers, and each metric's own options."""
+    generator = isinstance(fake, GeneratorAdapter)
+    protocol = {
+        "fake": ("EMA generator" if fake.ema else "generator") if generator else "images",
+        "num_fake": num_fake,
+        **(fake.describe_labels() if generator else {}),
+        **(reference.describe() if reference is not None else {}),
+        "num_real_used": int(ref_stats["num_samples"]) if ref_stats is not None else None,
+        "seed": seed,
+        "feature_extractor": feature_extractor,
+        "feature_layers": layers,
+    }
+    for option in options:
+        protocol.update(option)
+    return protocol
+
+
+def _features(fake: GeneratorAdapter | Dataset, reference: Reference | None, num_fake: int | None,
+              layers: dict[str, str], feature_extractor: str, resolved: InceptionWeights | None,
+              with_features: bool, seed: int, batch_size: int, device: torch.device, cache: Path | None,
+              verbose: bool, shard: Shard | None) -> tuple[dict[str, Tensor], dict[str, Tensor] | None, int] | None:
+    """(fake features by layer, the reference's cached statistics or None, the number of fakes), or None on a rank
+    that only contributed its share of a sharded evaluation."""
+    cuda = device.type == "cuda"
+    shared_layer = next((layers[m] for m in ("fid", "kid", "prc") if m in layers), None)
+    # building the extractor and iterating a DataLoader draw from torch's global RNG: leave the caller's alone
+    with torch.random.fork_rng(devices=[device] if cuda else []):
+        extractor = create_feature_extractor(
+            feature_extractor, sorted(set(layers.values())), cuda=cuda, verbose=verbose,
+            feature_extractor_weights_path=resolved.path if resolved else None,
+        )
+
+        def reference_stats() -> dict[str, Tensor] | None:
+            if shared_layer is None:
+                return None
+            return reference_statistics(
+                reference, extractor, shared_layer, resolved.ident if resolved else "",
+                with_features=with_features, batch_size=batch_size, cuda=cuda, cache=cache, verbose=verbose,
+            )
+
+        if shard is None or not isinstance(fake, GeneratorAdapter):
+            ref_stats = reference_stats()
+            feats, num_fake = fake_features(fake, extractor, num_fake, batch_size, cuda, seed, verbose)
+            return feats, ref_stats, num_fake
+        feats = shared_fake_features(fake, extractor, num_fake, batch_size, cuda, seed, shard, verbose)
+        if feats is None:
+            return None
+        return feats, reference_stats(), num_fake  # rank 0 alone: from the cache after the first evaluation

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gan.errors import UserError
+
 EVAL_SEED = 2020  # the noise seed of every evaluation unless told otherwise: the same z, comparable numbers
 
 
@@ -43,3 +45,18 @@ PROTOCOLS: dict[str, Protocol] = {
         Protocol("paper", 5_000, 10_000, "the SNGAN paper"),
     )
 }
+
+CUSTOM = "custom"  # the name a result records when its counts are not exactly a named protocol's
+
+
+def resolve_protocol(name: str | None, num_fake: int | None, num_real: int | None, fallback: tuple[int, int | None],
+                     where: str) -> tuple[str, int, int | None]:
+    """(recorded name, num_fake, num_real): a named protocol's counts unless ``num_fake`` / ``num_real`` override
+    them (the result then says ``custom``); without a name, the counts given or ``fallback``'s."""
+    if name is not None and name not in PROTOCOLS:
+        raise UserError(f"{where}={name!r} is not a named protocol; choose from {', '.join(PROTOCOLS)}")
+    base = (PROTOCOLS[name].num_fake, PROTOCOLS[name].num_real) if name is not None else fallback
+    named = name is not None and num_fake is None and num_real is None
+    return (name if named else CUSTOM, base[0] if num_fake is None else num_fake,
+            base[1] if num_real is None else num_real)
+

@@ -13,7 +13,8 @@ import shutil
 from pathlib import Path
 
 from gan.errors import UserError
-from gan.study.grid import STUDY_MARKER, Grid
+from gan.runs.layout import STUDY_MARKER
+from gan.study.grid import Grid
 
 # (pattern relative to a run folder): small text files, a few kB to a few hundred kB per run
 RUN_FILES = (STUDY_MARKER, "config.yaml", "logs/metrics.csv", "*.jsonl", "ckpt/*.eval.json", "eval/*.json")

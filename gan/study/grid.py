@@ -2,7 +2,8 @@
 
 A grid names a base ``gan fit`` config, overrides shared by every run (the study's schedule), the variants (each a
 set of dotted overrides, e.g. ``model.norm: convnorm``), the seeds, the callbacks every run gets, and the two
-evaluation protocols: ``curve`` (cheap, every saved checkpoint) and ``final`` (the last checkpoint). Each
+evaluation protocols: ``curve`` (cheap, every saved checkpoint) and ``final`` (the last checkpoint), each naming a
+protocol of :data:`gan.metrics.PROTOCOLS` (``protocol: paper``) or its own counts (``num_fake``, ``num_real``). Each
 (variant, seed) is one run folder ``<out_dir>/<study>/<variant>-s<seed>`` with the full config it was trained
 from; a seed sets the weight init (``seed_everything``), the latent stream (``model.seed``) and the data order
 (``data.seed``), so that seeds are independent replicates.
@@ -26,9 +27,9 @@ from typing import Any
 import yaml
 
 from gan.errors import UserError
+from gan.metrics.protocols import PROTOCOLS
 
-STUDY_MARKER = "study.json"  # in each run folder: its study, regime, variant and seed (what reports group by)
-EVAL_FIELDS = ("num_fake", "num_real", "split", "seed", "inception_weights", "feature_extractor", "intra_fid", "prc",
+EVAL_FIELDS = ("protocol", "num_fake", "num_real", "split", "seed", "inception_weights", "feature_extractor", "intra_fid", "prc",
                "intra_num_fake")
 EVAL_FLAGS = ("intra_fid", "prc")  # true: gan eval --intra-fid / --metrics fid,prc
 CURVE_EVERY = "every"  # eval.curve.every: score the checkpoints at multiples of this many G steps (and the last)
@@ -131,11 +132,6 @@ class Grid:
         return runs
 
 
-def final_eval_path(run_dir: Path) -> Path:
-    """Where a study run's final evaluation (the ``final`` protocol, of ``last.ckpt``) is written."""
-    return run_dir / "eval" / "final.json"
-
-
 def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     """``tree["a"]["b"] = value`` for ``key = "a.b"`` (creating the sections on the way)."""
     *sections, last = key.split(".")
@@ -179,6 +175,9 @@ def _protocols(where: str, evaluation: Any) -> tuple[dict[str, Any], dict[str, A
         if bad or not flags_ok or int(protocol.get("num_fake", 2)) < 2 or int(protocol.get("num_real", 2)) < 2:
             raise UserError(f"{where}: eval.{kind} takes {', '.join(EVAL_FIELDS)} with counts >= 2 and "
                             f"{' / '.join(EVAL_FLAGS)} true or false")
+        if protocol.get("protocol", "default") not in PROTOCOLS:
+            raise UserError(f"{where}: eval.{kind}.protocol={protocol['protocol']!r} is not a named protocol; choose "
+                            f"from {', '.join(PROTOCOLS)} (or give num_fake / num_real instead)")
     curve = dict(evaluation["curve"] or {}) if "curve" in evaluation else None
     every = int(curve.pop(CURVE_EVERY, 1)) if curve is not None else 1
     return curve, dict(evaluation["final"] or {}) if "final" in evaluation else None, every

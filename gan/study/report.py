@@ -9,7 +9,6 @@ config's normalization (``norm`` plus any ``convnorm`` options).
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections.abc import Callable
@@ -20,14 +19,15 @@ from pathlib import Path
 from gan.runs.layout import (
     GRADIENT_LOG,
     SPECTRAL_LOG,
+    curve_results,
     describe_protocol,
-    eval_results,
+    final_result,
     logged_rows,
     model_config,
     read_jsonl,
+    study_marker,
 )
 from gan.study import stats
-from gan.study.grid import STUDY_MARKER, final_eval_path
 from gan.utils.markdown import markdown_table
 from gan.utils.plots import png_figure
 
@@ -63,22 +63,14 @@ class RunSummary:
 
 def _variant(path: Path) -> tuple[str, int | None, str | None]:
     """(variant, seed, regime) of a run folder."""
-    marker = path / STUDY_MARKER
-    if marker.is_file():
-        info = json.loads(marker.read_text())
-        return str(info["variant"]), info.get("seed"), info.get("regime")
+    info = study_marker(path)
+    if info is not None:
+        return info["variant"], info.get("seed"), info.get("regime")
     model = model_config(path)
     options = model.get("convnorm") or {}
     suffix = "".join(f" {k}={v}" for k, v in sorted(options.items())) if str(model.get("norm", "")).startswith(
         "convnorm") else ""
     return f"{model.get('norm', '?')}{suffix}", None, None
-
-
-def _mean_of(value: object) -> float | None:
-    """A metric that is a number, or per-class results with a ``mean`` (``intra_fid``)."""
-    if isinstance(value, dict):
-        value = value.get("mean")
-    return float(value) if isinstance(value, int | float) else None
 
 
 def _last_row(path: Path) -> dict[str, float]:
@@ -99,16 +91,15 @@ def summarize_run(path: Path) -> RunSummary:
     run.separates_at = next((s for s, gap in gaps if gap >= SEPARATION), None)
     late = [abs(gap) < 0.05 for s, gap in gaps if s > 200]
     run.stuck = sum(late) / len(late) if late else None
-    for entry in eval_results(path):
+    for entry in curve_results(path):
         if "fid" in entry["metrics"]:
             run.curve[int(entry["g_step"])] = float(entry["metrics"]["fid"])
             run.curve_protocol = describe_protocol(entry)
-    final = final_eval_path(path)
-    if final.is_file():
-        entry = json.loads(final.read_text())
-        run.final_fid, run.final_protocol = float(entry["metrics"]["fid"]), describe_protocol(entry)
-        run.intra_fid = _mean_of(entry["metrics"].get("intra_fid"))
-        run.final_metrics = {k: float(v) for k, v in entry["metrics"].items() if isinstance(v, int | float)}
+    entry = final_result(path)
+    if entry is not None:
+        run.final_metrics = {k: float(v) for k, v in entry["metrics"].items()}
+        run.final_fid, run.final_protocol = run.final_metrics.get("fid"), describe_protocol(entry)
+        run.intra_fid = run.final_metrics.get("intra_fid")
     run.grads = _last_row(path / GRADIENT_LOG)
     run.spectral = _last_row(path / SPECTRAL_LOG)
     return run
@@ -150,9 +141,16 @@ def percent(text: str) -> str:
 
 
 def summary_table(groups: dict[str, list[RunSummary]]) -> str:
-    steps = common_steps([r for runs in groups.values() for r in runs if r.curve])
+    """One row per variant; the best-FID column only when runs have a curve, and a column for each optional metric
+    of the final evaluation (intra-class FID, precision, recall) that some run has."""
+    everyone = [r for runs in groups.values() for r in runs]
+    steps = common_steps([r for r in everyone if r.curve])
+    with_curve = any(r.curve for r in everyone)
+    optional = [(key, label, digits) for key, label, digits in FINAL_COLUMNS
+                if any(key in r.final_metrics for r in everyone)]
     with_regime = _has_regimes(groups)
-    header = [*(["regime"] if with_regime else []), "variant", "seeds", "G steps", "final FID", "best FID (curve)",
+    header = [*(["regime"] if with_regime else []), "variant", "seeds", "G steps", "final FID",
+              *(["best FID (curve)"] if with_curve else []), *(label for _, label, _ in optional),
               "G-steps/s", "D separates at step", "stuck after 200", "grad norm real / fake", "max layer σ"]
     rows = []
     for runs in groups.values():
@@ -161,7 +159,9 @@ def summary_table(groups: dict[str, list[RunSummary]]) -> str:
         separated = "never" if separations and set(separations) == {"never"} else ", ".join(separations) or "-"
         rows.append([
             *_label(runs, with_regime), str(len(trained)), str(max(r.g_steps for r in runs)),
-            mean_std([r.final_fid for r in runs]), mean_std([r.best_fid(steps) for r in runs]),
+            mean_std([r.final_fid for r in runs]),
+            *([mean_std([r.best_fid(steps) for r in runs])] if with_curve else []),
+            *(mean_std([r.final_metrics.get(key) for r in runs], digits) for key, _, digits in optional),
             mean_std([r.speed for r in runs], 2), separated,
             percent(mean_std([None if r.stuck is None else 100 * r.stuck for r in runs], 0)),
             f"{mean_std([r.grads.get('grad/real_mean') for r in runs], 2)} / "
@@ -169,6 +169,9 @@ def summary_table(groups: dict[str, list[RunSummary]]) -> str:
             mean_std([max(r.spectral.values()) if r.spectral else None for r in runs], 2),
         ])
     return markdown_table(header, rows)
+
+
+FINAL_COLUMNS = (("intra_fid", "intra-class FID", 1), ("precision", "precision", 3), ("recall", "recall", 3))
 
 
 def spectral_table(groups: dict[str, list[RunSummary]]) -> str:
@@ -327,7 +330,8 @@ def write_report(run_dirs: list[Path], out_dir: Path, title: str) -> str:
     lines = [
         f"# {title}", "",
         summary_table(groups), "",
-        f"final FID: {final_protocol}. best FID: lowest point of the curve ({curve_protocol}). "
+        f"final FID (and the final evaluation's other metrics): {final_protocol}. "
+        + (f"best FID: lowest point of the curve ({curve_protocol}). " if curve_protocol != "-" else "") +
         f"Mean ± std over seeds. D separates: first logged G step with mean D(real) - D(fake) >= {SEPARATION}; "
         "stuck: share of logged steps after 200 with |D(real) - D(fake)| < 0.05. Gradient norms: "
         "||grad_x D(x)|| at the last measurement (mean over images). max layer σ: largest final per-layer "

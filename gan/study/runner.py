@@ -9,8 +9,10 @@ whose JSON exists is not repeated. A failed job is reported with its log and not
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,10 +22,9 @@ from pathlib import Path
 import torch
 import yaml
 
-from gan.runs.layout import eval_result_path
-from gan.study.grid import STUDY_MARKER, Grid, Run, final_eval_path
+from gan.runs.layout import STUDY_MARKER, eval_result_path, final_eval_path, last_checkpoint, step_checkpoints
+from gan.study.grid import Grid, Run
 
-CURVE_PATTERN = "g*.ckpt"
 GAN_COMMAND = [sys.executable, "-m", "gan.cli"]  # how a job starts gan (tests start it with a tiny extractor)
 
 
@@ -31,7 +32,7 @@ def trained_steps(run: Run) -> int:
     """G steps in the run's last checkpoint (0 when there is none)."""
     from gan.training.module import read_checkpoint
 
-    last = run.dir / "ckpt" / "last.ckpt"
+    last = last_checkpoint(run.dir)
     return int(read_checkpoint(last).get("g_step", 0)) if last.is_file() else 0
 
 
@@ -69,6 +70,19 @@ class Job:
         return grid.dir / "logs" / f"{self.label}.log"
 
 
+def die_with_study() -> None:
+    """Run in each job's process before it starts (Linux): the kernel sends it SIGTERM when ``gan study`` dies, even
+    by ``kill -9``, so no job trains on as an orphan; a training job saves ``last.ckpt`` on SIGTERM and a re-run of
+    the study resumes it. Elsewhere the jobs outlive a killed study (docs/studies.md says so)."""
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
 def job_env(threads: int) -> dict[str, str]:
     """What a job's process gets on top of its environment: ``threads`` torch threads, unbuffered output."""
     return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
@@ -93,7 +107,7 @@ def plan(grid: Grid, runs: list[Run], evaluate: bool = True) -> list[Job]:
         regime = run.regime
         curve, final, every = (regime.curve, regime.final, regime.curve_every) if regime else (None, None, 1)
         steps = trained_steps(run)
-        last = run.dir / "ckpt" / "last.ckpt"
+        last = last_checkpoint(run.dir)
         if steps < run.max_g_steps:
             config = grid.dir / "configs" / f"{run.name}.yaml"
             jobs.append(Job("train", run, ["fit", "--config", str(config)],
@@ -101,8 +115,7 @@ def plan(grid: Grid, runs: list[Run], evaluate: bool = True) -> list[Job]:
             continue
         if not evaluate:
             continue
-        for ckpt in sorted((run.dir / "ckpt").glob(CURVE_PATTERN)) if curve is not None else ():
-            step = int(ckpt.stem[1:])
+        for step, ckpt in step_checkpoints(run.dir) if curve is not None else ():
             if step % every and step != run.max_g_steps:
                 continue
             out = eval_result_path(ckpt)  # where gan compare and the report look for the curve
@@ -163,7 +176,7 @@ def execute(grid: Grid, jobs_at_once: int, threads: int, dry_run: bool = False,
             job.log_path(grid).parent.mkdir(parents=True, exist_ok=True)
             with open(job.log_path(grid), "a") as log:
                 process = subprocess.Popen([*GAN_COMMAND, *job.command()], stdout=log,
-                                           stderr=subprocess.STDOUT, env=slot_env)
+                                           stderr=subprocess.STDOUT, env=slot_env, preexec_fn=die_with_study)
             running[job.label] = (job, process, time.perf_counter(), slot)
             todo.remove(job)
             print(f"start  {job.label}", flush=True)
