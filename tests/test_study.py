@@ -329,7 +329,6 @@ def test_a_killed_study_takes_its_jobs_with_it(tmp_path):
     import time
 
     import torch
-
     from conftest import start_gan
 
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))

@@ -29,8 +29,8 @@ import yaml
 from gan.errors import UserError
 from gan.metrics.protocols import PROTOCOLS
 
-EVAL_FIELDS = ("protocol", "num_fake", "num_real", "split", "seed", "inception_weights", "feature_extractor", "intra_fid", "prc",
-               "intra_num_fake")
+EVAL_FIELDS = ("protocol", "num_fake", "num_real", "split", "seed", "inception_weights", "feature_extractor",
+               "intra_fid", "prc", "intra_num_fake")
 EVAL_FLAGS = ("intra_fid", "prc")  # true: gan eval --intra-fid / --metrics fid,prc
 CURVE_EVERY = "every"  # eval.curve.every: score the checkpoints at multiples of this many G steps (and the last)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
