@@ -11,6 +11,7 @@ import yaml
 
 import gan
 from gan.cli import main
+from gan.errors import UserError
 from gan.models import ARCHS
 from gan.study.grid import load_grid
 
@@ -94,3 +95,16 @@ def test_the_wheel_ships_every_config(tmp_path):
     shipped = {name for name in zipfile.ZipFile(wheel).namelist() if name.startswith("gan/configs/")}
     expected = {f"gan/{p.relative_to(root).as_posix()}" for p in (root / "configs").rglob("*.yaml")}
     assert expected and shipped == expected
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=lambda p: p.stem)
+def test_a_shipped_grid_finds_its_base_outside_a_checkout(grid, tmp_path, monkeypatch):
+    """From another folder (as after ``pip install .``), the packaged grid's ``configs/...`` base resolves inside
+    the package, to the same file as in the checkout."""
+    monkeypatch.chdir(tmp_path)
+    packaged = Path(gan.__file__).parent / "configs" / "studies" / grid.name
+    base = load_grid(packaged, tmp_path).base
+    assert base.is_file() and base.read_text() == (ROOT / yaml.safe_load(grid.read_text())["base"]).read_text()
+    (tmp_path / "grid.yaml").write_text(grid.read_text().replace("base: configs/", "base: nowhere/"))
+    with pytest.raises(UserError, match="does not exist"):
+        load_grid(tmp_path / "grid.yaml")

@@ -159,6 +159,19 @@ def _variants(where: str, variants: Any) -> dict[str, dict[str, Any]]:
     return {str(k): v for k, v in variants.items()}
 
 
+PACKAGE_CONFIGS = Path(__file__).resolve().parents[1] / "configs"  # gan/configs: a link to configs/ in a checkout
+
+
+def resolve_base(base: str, grid: Path) -> Path | None:
+    """A grid's base config: as given (absolute, or from the working directory), else beside the grid file, else,
+    for the shipped grids' ``configs/...`` paths, inside the installed package (a ``pip install .`` has no checkout)."""
+    given = Path(base)
+    candidates = [given, grid.parent / given]
+    if given.parts[:1] == ("configs",):
+        candidates.append(PACKAGE_CONFIGS.joinpath(*given.parts[1:]))
+    return next((c for c in candidates if c.is_file()), None)
+
+
 def _protocols(where: str, evaluation: Any) -> tuple[dict[str, Any], dict[str, Any], int]:
     """``eval:`` -> (curve protocol, final protocol, curve every); a protocol the grid does not name is None (no such
     evaluation runs: a grid without ``eval`` trains only)."""
@@ -216,9 +229,9 @@ def load_grid(path: str | Path, out_dir: str | Path | None = None) -> Grid:
     for key in ("base", "seeds", "regimes" if "regimes" in spec else "variants"):
         if key not in spec and not (key == "seeds" and "regimes" in spec):
             raise UserError(f"{where}: field {key!r} is missing (see configs/studies/ for examples)")
-    base = Path(spec["base"])
-    if not base.is_file():
-        raise UserError(f"{where}: base={str(base)!r} does not exist; give a gan fit config path")
+    base = resolve_base(str(spec["base"]), path)
+    if base is None:
+        raise UserError(f"{where}: base={spec['base']!r} does not exist; give a gan fit config path")
     curve, final, every = _protocols(where, spec.get("eval"))
     seeds = _seeds(where, spec["seeds"]) if "seeds" in spec else None
     if "regimes" in spec:
