@@ -232,6 +232,8 @@ def logged_rows(run: Path) -> dict[int, dict[str, str]]:
                         rows.setdefault(int(float(step)), {}).update(cells)
         except (UnicodeDecodeError, csv.Error) as error:
             raise damaged(path, f"not a CSV file ({error})") from None
+        except OSError as error:
+            raise RunFileError(f"{path}: cannot be read ({error.strerror or error}); check its permissions") from None
     return rows
 
 
