@@ -104,8 +104,12 @@ def test_report_counts_only_runs_that_trained(tmp_path):
     waiting = RunSummary(tmp_path / "a-s1", "a", 1)  # queued: folder made, nothing logged
     learned = RunSummary(tmp_path / "b-s0", "b", 0, g_steps=400, separates_at=50)
     table = summary_table({"a": [stuck, waiting], "b": [learned, RunSummary(tmp_path / "b-s1", "b", 1)]})
-    assert "| a | 1 | 400 | - | - | 3.00 | never |" in table
-    assert "| b | 1 | 400 | - | - | - | 50 |" in table
+    assert "| a | 1 | 400 | - | 3.00 | never |" in table  # no run has a curve: no best-FID column
+    assert "| b | 1 | 400 | - | - | 50 |" in table
+    learned.curve, learned.final_fid, learned.final_metrics = {400: 80.0}, 90.0, {"fid": 90.0, "precision": 0.25}
+    table = summary_table({"a": [stuck, waiting], "b": [learned]})
+    assert "| final FID | best FID (curve) | precision | G-steps/s |" in table  # a metric some run has: a column
+    assert "| b | 1 | 400 | 90.0 | 80.0 | 0.250 | - | 50 |" in table and "| a | 1 | 400 | - | - | - | 3.00 |" in table
 
 
 def test_train_only_trains_and_a_plain_run_then_only_scores(tmp_path, tiny_extractor, capsys):
