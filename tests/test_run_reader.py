@@ -139,3 +139,12 @@ def test_a_grid_names_a_protocol_and_gan_eval_gets_it(tmp_path: Path, name: str)
     (tmp_path / "grid.yaml").write_text(yaml.safe_dump(grid))
     with pytest.raises(UserError, match="eval.final.protocol='fast' is not a named protocol"):
         load_grid(tmp_path / "grid.yaml")
+
+
+@pytest.mark.parametrize("step", ["nan", "inf", "-100", "2.5"])
+def test_a_logged_step_that_is_not_a_step_is_one_line(tmp_path: Path, capsys, step: str):
+    run = make_run(tmp_path / "run")
+    (run / "logs" / "metrics.csv").write_text(f"g_step,loss/d\n100,1.5\n{step},1.4\n")
+    assert main(["compare", str(run), "--plot", str(tmp_path / "p.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "metrics.csv: line 3: the step" in err, err

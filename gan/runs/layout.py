@@ -46,6 +46,10 @@ class RunFileError(UserError):
     """A run-folder file that cannot be read as what gan writes there (damaged, truncated, edited, foreign)."""
 
 
+def unreadable(path: Path, error: OSError) -> RunFileError:
+    return RunFileError(f"{path}: cannot be read ({error.strerror or error}); check its permissions")
+
+
 def damaged(path: Path, problem: str) -> RunFileError:
     return RunFileError(f"{path}: {problem}; this file is damaged or was not written by gan: restore it, or move it "
                         "out of the run folder")
@@ -112,7 +116,7 @@ def _text(path: Path) -> str:
     except UnicodeDecodeError:
         raise damaged(path, "not UTF-8 text") from None
     except OSError as error:
-        raise RunFileError(f"{path}: cannot be read ({error.strerror or error}); check its permissions") from None
+        raise unreadable(path, error) from None
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -142,8 +146,10 @@ def read_jsonl(path: Path, problem: Callable[[dict[str, Any]], str | None] | Non
             raise damaged(path, f"line {number} is not valid JSON ({error.msg})") from None
         if not isinstance(row, dict) or not _is_step(row.get("g_step")):
             raise damaged(path, f"line {number} is not an object with an integer g_step")
-        bad = next((f"{k!r} is {v!r}, not a number" for k, v in row.items() if not _is_number(v)), None)
-        wrong = bad if numbers_only else problem(row) if problem else None
+        if numbers_only:
+            wrong = next((f"{k!r} is {v!r}, not a number" for k, v in row.items() if not _is_number(v)), None)
+        else:
+            wrong = problem(row) if problem else None
         if wrong:
             raise damaged(path, f"line {number}: {wrong}")
         rows.append(row)
@@ -228,12 +234,14 @@ def logged_rows(run: Path) -> dict[int, dict[str, str]]:
                         if not _parses(value):
                             raise damaged(path, f"line {number}: {key} is {value!r}, not a number")
                     step = cells.get("g_step") or cells.get("step")
+                    if step and not _is_step(float(step)):
+                        raise damaged(path, f"line {number}: the step {step!r} is not a non-negative integer")
                     if step:
                         rows.setdefault(int(float(step)), {}).update(cells)
         except (UnicodeDecodeError, csv.Error) as error:
             raise damaged(path, f"not a CSV file ({error})") from None
         except OSError as error:
-            raise RunFileError(f"{path}: cannot be read ({error.strerror or error}); check its permissions") from None
+            raise unreadable(path, error) from None
     return rows
 
 

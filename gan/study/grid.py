@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from gan.errors import UserError
-from gan.metrics.protocols import PROTOCOLS
+from gan.metrics.protocols import resolve_protocol
 
 EVAL_FIELDS = ("protocol", "num_fake", "num_real", "split", "seed", "inception_weights", "feature_extractor",
                "intra_fid", "prc", "intra_num_fake")
@@ -188,9 +188,7 @@ def _protocols(where: str, evaluation: Any) -> tuple[dict[str, Any], dict[str, A
         if bad or not flags_ok or int(protocol.get("num_fake", 2)) < 2 or int(protocol.get("num_real", 2)) < 2:
             raise UserError(f"{where}: eval.{kind} takes {', '.join(EVAL_FIELDS)} with counts >= 2 and "
                             f"{' / '.join(EVAL_FLAGS)} true or false")
-        if protocol.get("protocol", "default") not in PROTOCOLS:
-            raise UserError(f"{where}: eval.{kind}.protocol={protocol['protocol']!r} is not a named protocol; choose "
-                            f"from {', '.join(PROTOCOLS)} (or give num_fake / num_real instead)")
+        resolve_protocol(protocol.get("protocol"), None, None, (2, None), f"{where}: eval.{kind}.protocol")
     curve = dict(evaluation["curve"] or {}) if "curve" in evaluation else None
     every = int(curve.pop(CURVE_EVERY, 1)) if curve is not None else 1
     return curve, dict(evaluation["final"] or {}) if "final" in evaluation else None, every

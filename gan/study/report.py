@@ -224,6 +224,7 @@ def statistics_section(groups: dict[str, list[RunSummary]]) -> list[str]:
     tests: list[list[str]] = []
     notes: list[str] = []
     for metric in METRICS:
+        d = metric.digits
         values = {label: _values(runs, metric, steps) for label, runs in groups.items()}
         if not any(values.values()):
             continue
@@ -231,7 +232,6 @@ def statistics_section(groups: dict[str, list[RunSummary]]) -> list[str]:
         for label, runs in groups.items():
             if values[label]:
                 s = stats.summarize(values[label])
-                d = metric.digits
                 interval = "-" if s.low is None else f"{s.low:.{d}f} to {s.high:.{d}f}"
                 rows.append([*_label(runs, with_regime), str(s.n), _num(s.mean, d), _num(s.std, d), interval])
         lines += [f"### {metric.name}", "", markdown_table(
@@ -247,14 +247,12 @@ def statistics_section(groups: dict[str, list[RunSummary]]) -> list[str]:
                 notes.append(f"- {metric.name}, {pair}{where}: no test (needs 2 or more seeds each, and some spread).")
                 continue
             tests.append([*([runs_a[0].regime or "-"] if with_regime else []), metric.name, pair,
-                          f"{test.diff:+.{metric.digits}f}",
-                          f"{test.low:+.{metric.digits}f} to {test.high:+.{metric.digits}f}", _p(test.p)])
+                          f"{test.diff:+.{d}f}", f"{test.low:+.{d}f} to {test.high:+.{d}f}", _p(test.p)])
             if test.p >= 1 - stats.LEVEL:
                 need = stats.seeds_needed(values[a], values[b])
                 more = (f"at the observed spread, about {need} seeds per variant would be needed for p < "
                         f"{1 - stats.LEVEL:.2f}" if need else "the observed difference is negligible against the "
                         "spread: no practical number of seeds would separate them")
-                d = metric.digits
                 notes.append(f"- {metric.name}, {pair}{where}: {len(values[a])} and {len(values[b])} seeds do not "
                              f"separate them (difference {test.diff:+.{d}f}, {level} CI {test.low:+.{d}f} to "
                              f"{test.high:+.{d}f}, p = {_p(test.p)}); {more}.")

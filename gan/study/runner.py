@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,17 +71,18 @@ class Job:
         return grid.dir / "logs" / f"{self.label}.log"
 
 
-def die_with_study() -> None:
-    """Run in each job's process before it starts (Linux): the kernel sends it SIGTERM when ``gan study`` dies, even
-    by ``kill -9``, so no job trains on as an orphan; a training job saves ``last.ckpt`` on SIGTERM and a re-run of
-    the study resumes it. Elsewhere the jobs outlive a killed study (docs/studies.md says so)."""
-    if sys.platform != "linux":
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_study() -> Callable[[], None] | None:
+    """What each job's process runs before it starts (Linux): ask the kernel for SIGTERM when ``gan study`` dies,
+    even by ``kill -9``, so no job trains on as an orphan; a training job saves ``last.ckpt`` on SIGTERM and a re-run
+    of the study resumes it. Elsewhere None: the jobs outlive a killed study (docs/studies.md says so). libc is
+    loaded here, in the study, so that the forked child only makes the one system call."""
+    if sys.platform != "linux":
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def job_env(threads: int) -> dict[str, str]:
@@ -164,6 +166,7 @@ def execute(grid: Grid, jobs_at_once: int, threads: int, dry_run: bool = False,
     (grid.dir / "logs").mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **job_env(threads)}
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    before_start = die_with_study()
     running: dict[str, tuple[Job, subprocess.Popen, float, int]] = {}
     failed: dict[str, Job] = {}
     todo = plan(grid, runs, evaluate)
@@ -176,7 +179,7 @@ def execute(grid: Grid, jobs_at_once: int, threads: int, dry_run: bool = False,
             job.log_path(grid).parent.mkdir(parents=True, exist_ok=True)
             with open(job.log_path(grid), "a") as log:
                 process = subprocess.Popen([*GAN_COMMAND, *job.command()], stdout=log,
-                                           stderr=subprocess.STDOUT, env=slot_env, preexec_fn=die_with_study)
+                                           stderr=subprocess.STDOUT, env=slot_env, preexec_fn=before_start)
             running[job.label] = (job, process, time.perf_counter(), slot)
             todo.remove(job)
             print(f"start  {job.label}", flush=True)
