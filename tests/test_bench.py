@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from gan.bench import convnorm as bench_convnorm
 from gan.bench.convnorm import CHOSEN_SLACK, LAYERS, sweep_cases
 from gan.cli import main
 from gan.layers.convnorm import CHOICES, choice_name
@@ -97,3 +98,23 @@ def test_convnorm_sweep_times_every_algorithm_the_choice_and_whole_discriminator
         (shown,) = table_rows(printed, f"resnet D {w['size']}px, batch 2")
         assert float(shown[3].split()[0]) == pytest.approx(w["convnorm"] / w["spectral"], abs=0.006)
     assert re.search(rf"chosen within {CHOSEN_SLACK} x the best single algorithm: \d of 4 layers", printed)
+
+
+def test_a_sweep_stopped_midway_keeps_the_rows_it_measured(tmp_path, monkeypatch):
+    out = tmp_path / "sweep.json"
+    measured = []
+    real = bench_convnorm.bench_algorithms
+
+    def stop_after_two(*args, **kwargs):
+        if len(measured) == 2:
+            raise KeyboardInterrupt
+        measured.append(real(*args, **kwargs))
+        return measured[-1]
+
+    monkeypatch.setattr(bench_convnorm, "bench_algorithms", stop_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        main(["bench", "convnorm", "--sizes", "8,9", "--batches", "2", "--channels", "4", "--repeats", "1",
+              "--json", str(out)])
+    saved = json.loads(out.read_text())
+    assert [row["chosen"] for row in saved["layers"]] == [r["chosen"] for r in measured]
+    assert [row["times"] for row in saved["layers"]] == [r["times"] for r in measured] and saved["whole"] == []

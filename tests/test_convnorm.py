@@ -466,6 +466,22 @@ def test_every_choice_equals_the_reference_in_float64(choice, k, p, s, groups, d
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("choice", CHOICES, ids=choice_name)
+def test_every_choice_has_the_references_double_backward(choice):
+    """A gradient penalty (R1, WGAN-GP) differentiates D's input gradient again: every algorithm must support it."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 4, stride=2, padding=1).double()
+    layer = ConvNorm2d.from_conv(conv).double()
+    x = torch.randn(2, 3, 7, 6, dtype=torch.float64, requires_grad=True)
+    results = []
+    for c in (("reference", None), choice):
+        z, _ = layer.normalize(x, choice=c)
+        (gx,) = torch.autograd.grad(z.square().sum(), x, create_graph=True)
+        results.append(torch.autograd.grad(gx.square().sum(), (x, layer.weight)))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
 class Timings:
     """Counts the dispatch's timings (``dispatch.fastest``) and makes it pick ``winner`` (a CHOICES entry)."""
 

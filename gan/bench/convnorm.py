@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -24,6 +26,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from gan.bench import device_description, interleaved_medians
 from gan.layers.convnorm import CHOICES, ConvNorm2d, choice_name
 from gan.utils.devices import resolve_device
+from gan.utils.files import atomic_write
 from gan.utils.markdown import markdown_table
 
 
@@ -135,9 +138,13 @@ def bench_algorithms(case: LayerCase, batch: int, repeats: int, device: torch.de
 
 def run_sweep(sizes: tuple[int, ...], batches: tuple[int, ...], channels: tuple[int, ...], repeats: int,
               device: str, whole_sizes: tuple[int, ...], whole_batches: tuple[int, ...],
-              width: int | None) -> dict:
+              width: int | None, save: Callable[[dict], None] = lambda result: None) -> dict:
+    """The sweep's timings; ``save`` gets the result so far after every row, so an hour-long sweep stopped late
+    keeps what it measured."""
     dev = resolve_device(device)
-    layers = []
+    layers, whole = [], []
+    result = {"device": device_description(), "matmul_precision": torch.get_float32_matmul_precision(),
+              "repeats": repeats, "width": width, "layers": layers, "whole": whole}
     for case in sweep_cases(sizes, channels):
         for batch in batches:
             r = bench_algorithms(case, batch, repeats, dev)
@@ -146,14 +153,14 @@ def run_sweep(sizes: tuple[int, ...], batches: tuple[int, ...], channels: tuple[
                                     f"@{case.size}x{case.size} b{batch}", "stride": case.stride, **r})
             print(f"  {layers[-1]['layer']}: conv {t['conv'] * 1e3:.1f} ms, chose {r['chosen']} "
                   f"x{t['auto'] / t['conv']:.2f}", flush=True)
-    whole = []
+            save(result)
     for size in whole_sizes:
         for batch in whole_batches:
             whole.append({"size": size, "batch": batch,
                           **bench_discriminator("resnet", batch, repeats, dev, size, width)})
             print(f"  resnet D {size}px b{batch}: x{whole[-1]['convnorm'] / whole[-1]['spectral']:.2f}", flush=True)
-    return {"device": device_description(), "matmul_precision": torch.get_float32_matmul_precision(),
-            "repeats": repeats, "width": width, "layers": layers, "whole": whole}
+            save(result)
+    return result
 
 
 def report_sweep(result: dict) -> str:
@@ -273,14 +280,17 @@ def main(argv: list[str]) -> int:
     sweep.add_argument("--d-width", type=int, help="ResNet D width (default: each layout's own; small = quick)")
     args = parser.parse_args(argv)
     torch.set_float32_matmul_precision(args.matmul_precision)
+
+    def save(result: dict) -> None:
+        if args.json:
+            atomic_write(Path(args.json), json.dumps(result, indent=2).encode())
+
     if args.sizes:
         result = run_sweep(args.sizes, args.batches, args.channels, args.repeats, args.device, args.whole_sizes,
-                           args.whole_batches, args.d_width)
+                           args.whole_batches, args.d_width, save)
         print(report_sweep(result))
     else:
         result = run(args.batch, args.repeats, args.device, tuple(args.models))
         print(report(result))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+    save(result)
     return 0

@@ -6,12 +6,14 @@ channel-wise isometry on the N_h x N_w circular grid (N = H + k - 1):
     Z_hat[b, c, f] = V[c, f] * sum_c' W_hat[c, c', f] * X_hat[b, c', f],   V[c, f] = (sum_c' |W_hat[c, c', f]|^2)^-1/2
 
 followed by a crop of ``k - 1 - padding`` on each side, subsampling by the stride, and an optional learned
-depthwise kernel ("affine"). Three algorithms (``ALGORITHMS``) compute the same operator to rounding:
+depthwise kernel ("affine"). Four algorithms (``ALGORITHMS``) compute the same operator to rounding:
 
 * ``fast`` forms the product above directly in the Fourier domain, so a strided layer never runs the dense
   stride-1 convolution that the authors' algorithm needs (:func:`gan.layers.fourier.fourier_convnorm`);
 * ``spatial`` runs the conv in space and only V's filter by real FFTs (:func:`gan.layers.spatial.spatial_convnorm`):
   the cheaper one at small batches and large images;
+* ``mixed`` transforms along the width only and correlates along the height (:func:`gan.layers.mixed.mixed_convnorm`):
+  the cheapest for strided layers at small batches;
 * ``reference`` is the authors' algorithm: dense stride-1 conv, FFT, multiply by V, inverse FFT, crop, subsample
   (:func:`gan.layers.reference.reference_convnorm`).
 
@@ -37,6 +39,7 @@ from gan.layers.fourier import (
     preconditioner,
     resample_frequency_response,
 )
+from gan.layers.mixed import mixed_convnorm
 from gan.layers.reference import reference_convnorm
 from gan.layers.spatial import spatial_convnorm
 from gan.layers.weight_cache import WeightCache
@@ -46,6 +49,7 @@ ALGORITHMS: dict[str, Callable[..., tuple[Tensor, Tensor]]] = {
     "fast": fourier_convnorm,
     "spatial": spatial_convnorm,
     "reference": reference_convnorm,
+    "mixed": mixed_convnorm,  # last: a checkpoint's recorded choices index CHOICES, whose order must not change
 }
 TRANSFORMS = ("dft", "fft")  # the fast path's: DFTs as real matmuls, or cuFFT and a complex batched matmul
 BACKENDS = (None, *TRANSFORMS)  # None: by device (cuFFT on a GPU, DFTs on a CPU)
@@ -293,12 +297,13 @@ class ConvNorm2d(nn.Module):
 
     def candidates(self, device: torch.device) -> tuple[Choice, ...]:
         """What ``"auto"`` times on ``device``: the fast path with each allowed transform (cuFFT on a GPU only: on
-        a CPU it costs several times the DFTs) and the spatial path. The reference is left out: the spatial path
-        is that algorithm with a cheaper V, backward and inverse (``gan bench convnorm`` checks it never loses)."""
+        a CPU it costs several times the DFTs), the spatial and the mixed paths. The reference is left out: the
+        spatial path is that algorithm with a cheaper V, backward and inverse (``gan bench convnorm`` checks it
+        never loses)."""
         if self.algorithm != "auto":
             return (self._forced(device),)
         transforms = (self.backend,) if self.backend else TRANSFORMS if device.type == "cuda" else ("dft",)
-        return (*(("fast", t) for t in transforms), ("spatial", None))
+        return (*(("fast", t) for t in transforms), ("spatial", None), ("mixed", None))
 
     @staticmethod
     def _input_key(x: Tensor) -> tuple[int, ...]:
