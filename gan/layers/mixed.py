@@ -4,7 +4,7 @@ The fast path transforms both axes and multiplies by the weight spectrum, one C_
 (N_h * N_f of them): at small batches streaming that spectrum costs more than the product it serves. The spatial
 path runs the conv itself on the stride-1 full-convolution grid: four times a stride-2 conv's output. This path
 sits between them. Along the width the conv becomes a product (one-sided DFT, N_f frequencies); along the height it
-stays a k_h-tap correlation, one batched matrix product per width frequency with C_in * k_h inputs. The weight
+stays a k_h-tap correlation: k_h batched matrix products per width frequency, each with C_in inputs. The weight
 spectrum is k_h * N_f matrices instead of N_h * N_f, and no pixel of the stride-1 grid is computed in space. V's
 filter then runs along the height as a DFT, and both inverse transforms are evaluated at the kept pixels only.
 
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gan.layers.fourier import _complex_bmm, _energy, _regularised_rsqrt
+from gan.layers.fourier import _energy, _regularised_rsqrt
 from gan.layers.spatial import power_spectrum
 
 
@@ -52,7 +52,7 @@ def _plan(
         hermitian[-1] = 1.0
     inv_w_re, inv_w_im = inverse(cols, nf, nw)
     plan = {
-        "x_w": forward(nf, torch.arange(w, dtype=f64), nw),
+        "x_w": (torch.cat(forward(nf, torch.arange(w, dtype=f64), nw)),),  # re over im: one product, one gradient
         "k_w": forward(nf, torch.arange(kw - 1, -1, -1, dtype=f64), nw),  # conv2d correlates: the flipped kernel
         "dft_h": forward(nh, torch.arange(nh, dtype=f64), nh),
         "inv_h": inverse(rows, nh, nh),
@@ -71,56 +71,58 @@ def _left_complex_mm(matrix: tuple[Tensor, ...], xr: Tensor, xi: Tensor) -> tupl
     return t1 - a_plus_b @ xi, t1 + b_minus_a @ xr
 
 
-def _windows(t: Tensor, kh: int) -> Tensor:
-    """(M, R, B, C) -> (M, (R - kh + 1) * B, C * kh): every run of ``kh`` consecutive rows, as one matrix row."""
-    m, r, b, c = t.shape
-    return t.unfold(1, kh, 1).reshape(m, (r - kh + 1) * b, c * kh)
-
-
-def _padded_windows(xr: Tensor, xi: Tensor, kh: int) -> tuple[Tensor, Tensor]:
-    """The correlation's input rows: X zero-padded by k_h - 1 along the height, every k_h-row window as one row."""
-    return tuple(_windows(F.pad(t, (0, 0, 0, 0, kh - 1, kh - 1)), kh) for t in (xr, xi))
-
-
-def _tap_flipped_transpose(k: Tensor, kh: int) -> Tensor:
-    """(M, C_in * k_h, C_out) with rows (channel, tap) -> (M, C_out * k_h, C_in) with rows (channel, k_h - 1 - tap)."""
-    m, rows, c_out = k.shape
-    c_in = rows // kh
-    return k.view(m, c_in, kh, c_out).flip(2).permute(0, 3, 2, 1).reshape(m, c_out * kh, c_in)
+def _tap_sum(
+    xs: Tensor, xr: Tensor, xi: Tensor, kr: Tensor, ki: Tensor, batch: int, rows: int
+) -> tuple[Tensor, Tensor]:
+    """sum_p X[rows p .. p + rows) @ K[:, p], complex, by Gauss's trick with the input's sum ``xs = xr + xi`` formed
+    once: X (M, R * B, C) with rows ordered (row, sample), K (M, k_h, C, C') -> (M, rows * B, C'). Each tap reads
+    its rows of X in place, so no k_h-fold copy of the input is ever made."""
+    acc = [None, None, None]
+    for p in range(kr.shape[1]):
+        window = slice(p * batch, (p + rows) * batch)
+        factors = ((xs, kr[:, p]), (xr, ki[:, p] - kr[:, p]), (xi, kr[:, p] + ki[:, p]))
+        acc = [x[:, window] @ k if a is None else torch.baddbmm(a, x[:, window], k) for a, (x, k) in zip(acc, factors)]
+    return acc[0] - acc[2], acc[0] + acc[1]
 
 
 class _ColumnCorrelation(torch.autograd.Function):
     """Y[m, i] = sum_p X[m, i + p - (k_h - 1)] @ K[m, p] on the full (zero-padded) height grid, complex.
 
-    X (re, im): (M, H, B, C_in); K: (M, C_in * k_h, C_out) with rows ordered (channel, tap); Y: (M, N_h * B, C_out).
-    Written out so that the input gradient is the transposed correlation over windows of the output gradient (one
-    product with C_out * k_h inputs) rather than autograd's product with C_out inputs followed by a scatter-add.
-    The backward recomputes the windows from the saved inputs: k_h times less memory, and it stays differentiable
-    (a gradient penalty's double backward).
+    X (re, im): (M, H, B, C_in); K: (M, k_h, C_in, C_out); Y: (M, N_h * B, C_out). Written out so that neither
+    direction copies the input k_h times (as an unfold would) and the input gradient is the same tap sum over the
+    output gradient with the tap-flipped, conjugate-transposed kernel. The backward uses differentiable operations
+    on the saved inputs only, so a gradient penalty's double backward is exact.
     """
 
     @staticmethod
-    def forward(ctx, xr: Tensor, xi: Tensor, kr: Tensor, ki: Tensor, kh: int):  # noqa: ANN001, ANN205
+    def forward(ctx, xr: Tensor, xi: Tensor, kr: Tensor, ki: Tensor):  # noqa: ANN001, ANN205
         ctx.save_for_backward(xr, xi, kr, ki)
-        ctx.kh = kh
-        return _complex_bmm(*_padded_windows(xr, xi, kh), kr, ki)
+        m, h, b, c_in = xr.shape
+        kh = kr.shape[1]
+        pr, pi = (F.pad(t, (0, 0, 0, 0, kh - 1, kh - 1)).view(m, -1, c_in) for t in (xr, xi))
+        return _tap_sum(pr + pi, pr, pi, kr, ki, b, h + kh - 1)
 
     @staticmethod
     def backward(ctx, gr: Tensor, gi: Tensor):  # noqa: ANN205
         xr, xi, kr, ki = ctx.saved_tensors
-        kh, b = ctx.kh, xr.shape[2]
-        m, c_in, c_out = kr.shape[0], kr.shape[1] // kh, kr.shape[2]
+        m, h, b, c_in = xr.shape
+        kh = kr.shape[1]
         dxr = dxi = dkr = dki = None
-        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
-            # dX[i] = sum_q dY[i + q] @ K[k_h - 1 - q]^H: windows of dY against the tap-flipped, conjugated kernel
-            nh = gr.shape[1] // b
-            wr, wi = (_windows(t.view(m, nh, b, c_out), kh) for t in (gr, gi))
-            dxr, dxi = _complex_bmm(wr, wi, _tap_flipped_transpose(kr, kh), -_tap_flipped_transpose(ki, kh))
-            dxr, dxi = dxr.view(m, nh - kh + 1, b, c_in), dxi.view(m, nh - kh + 1, b, c_in)
-        if ctx.needs_input_grad[2] or ctx.needs_input_grad[3]:  # dK = X^H @ dY
-            ur, ui = _padded_windows(xr, xi, kh)
-            dkr, dki = _complex_bmm(ur.mT, -ui.mT, gr, gi)
-        return dxr, dxi, dkr, dki, None
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:  # dX[i] = sum_q dY[i + q] @ K[k_h - 1 - q]^H
+            flipped_r, flipped_i = (k.flip(1).transpose(2, 3) for k in (kr, ki))
+            dxr, dxi = _tap_sum(gr + gi, gr, gi, flipped_r, -flipped_i, b, h)
+            dxr, dxi = dxr.view(m, h, b, c_in), dxi.view(m, h, b, c_in)
+        if ctx.needs_input_grad[2] or ctx.needs_input_grad[3]:  # dK[p] = X[rows p ..]^H @ dY, Gauss with conj(X)
+            pr, pi = (F.pad(t, (0, 0, 0, 0, kh - 1, kh - 1)).view(m, -1, c_in) for t in (xr, xi))
+            plus, minus, g_sum = pr + pi, pr - pi, gr + gi
+            taps_r, taps_i = [], []
+            for p in range(kh):
+                window = slice(p * b, (p + h + kh - 1) * b)
+                k1 = pr[:, window].mT @ g_sum
+                taps_r.append(torch.baddbmm(k1, minus[:, window].mT, gi, alpha=-1))
+                taps_i.append(torch.baddbmm(k1, plus[:, window].mT, gr, alpha=-1))
+            dkr, dki = torch.stack(taps_r, 1), torch.stack(taps_i, 1)
+        return dxr, dxi, dkr, dki
 
 
 def mixed_convnorm(
@@ -145,10 +147,10 @@ def mixed_convnorm(
     if v is None:
         v = _regularised_rsqrt(power_spectrum(weight, (nh, nw)).clamp(min=0), _energy(weight), eps)
     kernel = weight.view(groups, co, ci, kh, kw)
-    kr, ki = (torch.einsum("fq,gocpq->fgcpo", t, kernel).reshape(m, ci * kh, co) for t in plan["k_w"])
+    kr, ki = (torch.einsum("fq,gocpq->fgpco", t, kernel).reshape(m, kh, ci, co) for t in plan["k_w"])
     pixels = x.view(b, groups, ci, h, w).permute(4, 1, 3, 0, 2).reshape(w, -1)  # (W, G H B Ci)
-    xr, xi = ((t @ pixels).view(m, h, b, ci) for t in plan["x_w"])  # (N_f G, H, B, Ci)
-    yr, yi = _ColumnCorrelation.apply(xr, xi, kr, ki, kh)  # (N_f G, N_h B, Co)
+    xr, xi = (plan["x_w"][0] @ pixels).view(2, m, h, b, ci)  # (N_f G, H, B, Ci) each
+    yr, yi = _ColumnCorrelation.apply(xr, xi, kr, ki)  # (N_f G, N_h B, Co)
     sr, si = _left_complex_mm(plan["dft_h"], yr.view(m, nh, b * co), yi.view(m, nh, b * co))
     scale = v.view(groups, co, nh, nf).permute(3, 0, 2, 1).reshape(m, nh, 1, co)
     sr, si = ((t.view(m, nh, b, co) * scale).view(m, nh, b * co) for t in (sr, si))
