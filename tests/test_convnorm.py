@@ -22,8 +22,9 @@ import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from gan.layers import dispatch
-from gan.layers.convnorm import ALGORITHMS, CHOICES, ConvNorm2d, _pair, choice_name, ema_factor
+from gan.layers.convnorm import ALGORITHMS, CHOICES, ConvNorm2d, _pair, choice_name, dilate_kernel, ema_factor
 from gan.layers.fourier import fourier_convnorm, onesided_to_full, preconditioner, resample_frequency_response
+from gan.layers.spatial import INVERSES, spatial_convnorm
 from gan.layers.spectrum import conv_spectral_norm, convnorm_spectral_norm
 
 SPEC_CASES = [(1, 0, 1), (1, 0, 2), (3, 0, 1), (3, 1, 1), (3, 1, 2), (4, 1, 2), (4, 2, 2), (5, 2, 1), (5, 2, 2)]
@@ -460,6 +461,28 @@ def test_every_choice_equals_the_reference_in_float64(choice, k, p, s, groups, d
     results = []
     for c in (("reference", None), choice):
         z, v = layer.normalize(x, choice=c)
+        target = torch.linspace(-1, 1, z.numel(), dtype=torch.float64).view_as(z)
+        results.append((z, v, *torch.autograd.grad((z * target).sum(), (x, layer.weight))))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("inverse", INVERSES)
+@pytest.mark.parametrize("k,p,s,groups,dilation,size", DISPATCH_CASES)
+def test_both_inverses_of_the_spatial_path_equal_the_reference(inverse, k, p, s, groups, dilation, size):
+    """The spatial path's inverse (irfft2 on the whole grid, or DFT products at the kept pixels only, its default
+    when strided) is an internal choice: both must give the reference's outputs and gradients."""
+    torch.manual_seed(0)
+    padding = tuple(dilation * q for q in _pair(p, "padding"))
+    conv = torch.nn.Conv2d(4, 6, k, stride=s, padding=padding, dilation=dilation, groups=groups, bias=True).double()
+    layer = ConvNorm2d.from_conv(conv).double()
+    weight = dilate_kernel(layer.weight, layer.dilation)
+    x = torch.randn(3, 4, *size, dtype=torch.float64, requires_grad=True)
+    results = []
+    for run in (lambda: layer.normalize(x, choice=("reference", None)),
+                lambda: spatial_convnorm(x, weight, layer.bias, None, layer.eps, layer.padding, layer.stride, groups,
+                                         inverse=inverse)):
+        z, v = run()
         target = torch.linspace(-1, 1, z.numel(), dtype=torch.float64).view_as(z)
         results.append((z, v, *torch.autograd.grad((z * target).sum(), (x, layer.weight))))
     for a, b in zip(*results):

@@ -78,6 +78,37 @@ def resample_frequency_response(v: Tensor, grid: tuple[int, int]) -> Tensor:
     return v
 
 
+def kept_positions(
+    grid: tuple[int, int], kernel: tuple[int, int], padding: tuple[int, int], stride: tuple[int, int]
+) -> tuple[Tensor, Tensor]:
+    """Rows and columns of the full-convolution grid that survive the crop (k - 1 - padding) and the stride."""
+    (nh, nw), (kh, kw) = grid, kernel
+    rows = torch.arange(kh - 1 - padding[0], nh - (kh - 1 - padding[0]), stride[0], dtype=torch.float64)
+    cols = torch.arange(kw - 1 - padding[1], nw - (kw - 1 - padding[1]), stride[1], dtype=torch.float64)
+    return rows, cols
+
+
+def dft_matrix(freqs: int, positions: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """(re, im) of e^{-2 pi i f t / n}: frequencies 0..freqs-1 by ``positions``, float64."""
+    angle = 2 * math.pi * torch.remainder(torch.arange(freqs, dtype=torch.float64)[:, None] * positions, n) / n
+    return angle.cos(), -angle.sin()
+
+
+def inverse_dft_matrix(positions: Tensor, freqs: int, n: int) -> tuple[Tensor, Tensor]:
+    """(re, im) of e^{+2 pi i f t / n} / n: ``positions`` by frequencies 0..freqs-1, float64."""
+    angle = 2 * math.pi * torch.remainder(positions[:, None] * torch.arange(freqs, dtype=torch.float64), n) / n
+    return angle.cos() / n, angle.sin() / n
+
+
+def onesided_weights(n: int) -> Tensor:
+    """An inverse from the one-sided spectrum counts each mirrored frequency twice, DC and Nyquist once."""
+    weights = torch.full((n // 2 + 1,), 2.0, dtype=torch.float64)
+    weights[0] = 1.0
+    if n % 2 == 0:
+        weights[-1] = 1.0
+    return weights
+
+
 @functools.lru_cache(maxsize=128)
 def _dft_plan(
     size: tuple[int, int],
@@ -96,24 +127,13 @@ def _dft_plan(
     (h, w), (kh, kw) = size, kernel
     nh, nw = h + kh - 1, w + kw - 1
     nf = nw // 2 + 1
-    rows = torch.arange(kh - 1 - padding[0], nh - (kh - 1 - padding[0]), stride[0], dtype=torch.float64)
-    cols = torch.arange(kw - 1 - padding[1], nw - (kw - 1 - padding[1]), stride[1], dtype=torch.float64)
-
-    def forward(freqs: int, positions: Tensor, n: int) -> tuple[Tensor, Tensor]:  # e^{-2 pi i f t / n}
-        angle = 2 * math.pi * torch.remainder(torch.arange(freqs, dtype=torch.float64)[:, None] * positions, n) / n
-        return angle.cos(), -angle.sin()
-
-    def inverse(positions: Tensor, freqs: int, n: int) -> tuple[Tensor, Tensor]:  # e^{+2 pi i f t / n} / n
-        angle = 2 * math.pi * torch.remainder(positions[:, None] * torch.arange(freqs, dtype=torch.float64), n) / n
-        return angle.cos() / n, angle.sin() / n
+    rows, cols = kept_positions((nh, nw), kernel, padding, stride)
+    forward, inverse = dft_matrix, inverse_dft_matrix
 
     flipped_h = torch.arange(kh - 1, -1, -1, dtype=torch.float64)  # conv2d correlates: transform the flipped kernel
     flipped_w = torch.arange(kw - 1, -1, -1, dtype=torch.float64)
     inv_w_re, inv_w_im = inverse(cols, nf, nw)
-    hermitian = torch.full((nf,), 2.0, dtype=torch.float64)  # one-sided inverse: count the mirrored half twice
-    hermitian[0] = 1.0
-    if nw % 2 == 0:
-        hermitian[-1] = 1.0
+    hermitian = onesided_weights(nw)
     plan = {
         "x_w": forward(nf, torch.arange(w, dtype=torch.float64), nw),
         "x_h": forward(nh, torch.arange(h, dtype=torch.float64), nh),

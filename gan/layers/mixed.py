@@ -14,13 +14,20 @@ Every transform is a real matrix product (complex ones by Gauss's three-product 
 from __future__ import annotations
 
 import functools
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gan.layers.fourier import _energy, _regularised_rsqrt
+from gan.layers.fourier import (
+    _complex_mm,
+    _energy,
+    _regularised_rsqrt,
+    dft_matrix,
+    inverse_dft_matrix,
+    kept_positions,
+    onesided_weights,
+)
 from gan.layers.spatial import power_spectrum
 
 
@@ -34,41 +41,21 @@ def _plan(
     (h, w), (kh, kw) = size, kernel
     nh, nw = h + kh - 1, w + kw - 1
     nf = nw // 2 + 1
-    f64 = torch.float64
-    rows = torch.arange(kh - 1 - padding[0], nh - (kh - 1 - padding[0]), stride[0], dtype=f64)
-    cols = torch.arange(kw - 1 - padding[1], nw - (kw - 1 - padding[1]), stride[1], dtype=f64)
-
-    def forward(freqs: int, positions: Tensor, n: int) -> tuple[Tensor, Tensor]:  # e^{-2 pi i f t / n}
-        angle = 2 * math.pi * torch.remainder(torch.arange(freqs, dtype=f64)[:, None] * positions, n) / n
-        return angle.cos(), -angle.sin()
-
-    def inverse(positions: Tensor, freqs: int, n: int) -> tuple[Tensor, Tensor]:  # e^{+2 pi i f t / n} / n
-        angle = 2 * math.pi * torch.remainder(positions[:, None] * torch.arange(freqs, dtype=f64), n) / n
-        return angle.cos() / n, angle.sin() / n
-
-    hermitian = torch.full((nf,), 2.0, dtype=f64)  # one-sided inverse: count the mirrored half twice
-    hermitian[0] = 1.0
-    if nw % 2 == 0:
-        hermitian[-1] = 1.0
-    inv_w_re, inv_w_im = inverse(cols, nf, nw)
+    rows, cols = kept_positions((nh, nw), kernel, padding, stride)
+    inv_w_re, inv_w_im = inverse_dft_matrix(cols, nf, nw)
+    hermitian = onesided_weights(nw)
+    positions = functools.partial(torch.arange, dtype=torch.float64)
     plan = {
-        "x_w": (torch.cat(forward(nf, torch.arange(w, dtype=f64), nw)),),  # re over im: one product, one gradient
-        "k_w": forward(nf, torch.arange(kw - 1, -1, -1, dtype=f64), nw),  # conv2d correlates: the flipped kernel
-        "dft_h": forward(nh, torch.arange(nh, dtype=f64), nh),
-        "inv_h": inverse(rows, nh, nh),
+        "x_w": (torch.cat(dft_matrix(nf, positions(w), nw)),),  # re over im: one product, one gradient
+        "k_w": dft_matrix(nf, positions(kw - 1, -1, -1), nw),  # conv2d correlates: transform the flipped kernel
+        "dft_h": dft_matrix(nh, positions(nh), nh),
+        "inv_h": inverse_dft_matrix(rows, nh, nh),
         "inv_w": (inv_w_re * hermitian, -inv_w_im * hermitian),  # real output: Re(Y) * re - Im(Y) * im
     }
     for name in ("dft_h", "inv_h"):  # complex left factors also carry the sums Gauss's trick needs
         re, im = plan[name]
         plan[name] = (re, im, re + im, im - re)
     return {name: tuple(m.to(dtype=dtype, device=device) for m in ms) for name, ms in plan.items()}
-
-
-def _left_complex_mm(matrix: tuple[Tensor, ...], xr: Tensor, xi: Tensor) -> tuple[Tensor, Tensor]:
-    """(A + iB) @ (xr + i xi) for a shared left factor; ``matrix`` = (A, B, A + B, B - A)."""
-    a, _, a_plus_b, b_minus_a = matrix
-    t1 = a @ (xr + xi)
-    return t1 - a_plus_b @ xi, t1 + b_minus_a @ xr
 
 
 def _tap_sum(
@@ -151,10 +138,10 @@ def mixed_convnorm(
     pixels = x.view(b, groups, ci, h, w).permute(4, 1, 3, 0, 2).reshape(w, -1)  # (W, G H B Ci)
     xr, xi = (plan["x_w"][0] @ pixels).view(2, m, h, b, ci)  # (N_f G, H, B, Ci) each
     yr, yi = _ColumnCorrelation.apply(xr, xi, kr, ki)  # (N_f G, N_h B, Co)
-    sr, si = _left_complex_mm(plan["dft_h"], yr.view(m, nh, b * co), yi.view(m, nh, b * co))
+    sr, si = _complex_mm(plan["dft_h"], yr.view(m, nh, b * co), yi.view(m, nh, b * co))
     scale = v.view(groups, co, nh, nf).permute(3, 0, 2, 1).reshape(m, nh, 1, co)
     sr, si = ((t.view(m, nh, b, co) * scale).view(m, nh, b * co) for t in (sr, si))
-    zr, zi = _left_complex_mm(plan["inv_h"], sr, si)  # (N_f G, H_out, B Co)
+    zr, zi = _complex_mm(plan["inv_h"], sr, si)  # (N_f G, H_out, B Co)
     ho = zr.shape[1]
     inv_re, inv_im = plan["inv_w"]
     z = inv_re @ zr.reshape(nf, -1) + inv_im @ zi.reshape(nf, -1)  # (W_out, G H_out B Co)
