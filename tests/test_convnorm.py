@@ -444,9 +444,10 @@ def test_onesided_to_full_matches_the_two_sided_spectrum(grid):
 
 
 # algorithms and their dispatch ----------------------------------------------------------------------------------
-DISPATCH_CASES = [  # kernel, padding, stride, groups, dilation, input size: strided, 1x1, 1xk, grouped, dilated
+DISPATCH_CASES = [  # kernel, padding, stride, groups, dilation, input size: strided, 1x1, 1xk, grouped, dilated, kx1
     (3, 1, 1, 1, 1, (9, 8)), (4, 1, 2, 1, 1, (8, 9)), (1, 0, 2, 1, 1, (7, 7)), ((1, 3), (0, 1), (2, 1), 2, 1, (9, 9)),
     (3, 2, 1, 2, 2, (10, 11)), (5, 2, 2, 1, 1, (11, 10)), (4, 2, 2, 1, 1, (3, 3)),
+    ((3, 1), (1, 0), (1, 2), 1, 1, (5, 9)),  # strided along the width only
 ]
 
 
@@ -489,13 +490,16 @@ def test_both_inverses_of_the_spatial_path_equal_the_reference(inverse, k, p, s,
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("choice", CHOICES, ids=choice_name)
-def test_every_choice_has_the_references_double_backward(choice):
-    """A gradient penalty (R1, WGAN-GP) differentiates D's input gradient again: every algorithm must support it."""
+@pytest.mark.parametrize("choice", [c for c in CHOICES if c[0] != "reference"], ids=choice_name)
+@pytest.mark.parametrize("k,p,s,groups,dilation,size", DISPATCH_CASES)
+def test_every_choice_has_the_references_double_backward(choice, k, p, s, groups, dilation, size):
+    """A gradient penalty (R1, WGAN-GP) differentiates D's input gradient again: every algorithm must support it
+    (here with a batch of one, which the algorithms' layouts interleave with rows)."""
     torch.manual_seed(0)
-    conv = torch.nn.Conv2d(3, 4, 4, stride=2, padding=1).double()
+    padding = tuple(dilation * q for q in _pair(p, "padding"))
+    conv = torch.nn.Conv2d(4, 6, k, stride=s, padding=padding, dilation=dilation, groups=groups).double()
     layer = ConvNorm2d.from_conv(conv).double()
-    x = torch.randn(2, 3, 7, 6, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(1, 4, *size, dtype=torch.float64, requires_grad=True)
     results = []
     for c in (("reference", None), choice):
         z, _ = layer.normalize(x, choice=c)
@@ -593,8 +597,16 @@ def test_timing_has_no_side_effects_even_through_spectral_norm(monkeypatch):
         assert name == "algorithm_choices" or torch.equal(a, b), name
 
 
-def test_checkpoint_of_a_dispatched_layer_continues_bit_identically(tmp_path, monkeypatch):
-    timings = Timings(monkeypatch)  # picks spatial, which the default (untimed) choice is not
+def test_every_algorithm_but_the_reference_is_a_candidate_and_choice_indices_are_stable():
+    layer = ConvNorm2d(3, 4, 3)
+    assert {a for a, _ in layer.candidates(torch.device("cpu"))} == set(ALGORITHMS) - {"reference"}
+    # checkpoints store indices into CHOICES: those written by release 0.2 must keep their meaning
+    assert CHOICES[:4] == (("fast", "dft"), ("fast", "fft"), ("spatial", None), ("reference", None))
+
+
+@pytest.mark.parametrize("winner", ConvNorm2d(3, 4, 3).candidates(torch.device("cpu"))[1:], ids=choice_name)
+def test_checkpoint_of_a_dispatched_layer_continues_bit_identically(winner, tmp_path, monkeypatch):
+    timings = Timings(monkeypatch, winner)  # a candidate the default (untimed) choice is not
     _, layer = make(3, 4, 4, 2, 1, dtype=torch.float32, ema_horizon=10)
     opt = torch.optim.Adam(layer.parameters(), lr=0.01)
     xs = [torch.randn(2, 3, 8, 8) for _ in range(6)]
@@ -606,7 +618,7 @@ def test_checkpoint_of_a_dispatched_layer_continues_bit_identically(tmp_path, mo
     saved = torch.load(tmp_path / "ckpt.pt", weights_only=True)
     fresh.load_state_dict(saved["layer"])
     fresh_opt.load_state_dict(saved["opt"])
-    assert fresh.choice(xs[0]) == ("spatial", None) != fresh.candidates(xs[0].device)[0]
+    assert fresh.choice(xs[0]) == winner != fresh.candidates(xs[0].device)[0]
     for x in xs[3:]:
         train_steps(layer, opt, [x])
         train_steps(fresh, fresh_opt, [x])

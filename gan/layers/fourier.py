@@ -128,18 +128,16 @@ def _dft_plan(
     nh, nw = h + kh - 1, w + kw - 1
     nf = nw // 2 + 1
     rows, cols = kept_positions((nh, nw), kernel, padding, stride)
-    forward, inverse = dft_matrix, inverse_dft_matrix
-
     flipped_h = torch.arange(kh - 1, -1, -1, dtype=torch.float64)  # conv2d correlates: transform the flipped kernel
     flipped_w = torch.arange(kw - 1, -1, -1, dtype=torch.float64)
-    inv_w_re, inv_w_im = inverse(cols, nf, nw)
+    inv_w_re, inv_w_im = inverse_dft_matrix(cols, nf, nw)
     hermitian = onesided_weights(nw)
     plan = {
-        "x_w": forward(nf, torch.arange(w, dtype=torch.float64), nw),
-        "x_h": forward(nh, torch.arange(h, dtype=torch.float64), nh),
-        "k_w": forward(nf, flipped_w, nw),
-        "k_h": forward(nh, flipped_h, nh),
-        "inv_h": inverse(rows, nh, nh),
+        "x_w": dft_matrix(nf, torch.arange(w, dtype=torch.float64), nw),
+        "x_h": dft_matrix(nh, torch.arange(h, dtype=torch.float64), nh),
+        "k_w": dft_matrix(nf, flipped_w, nw),
+        "k_h": dft_matrix(nh, flipped_h, nh),
+        "inv_h": inverse_dft_matrix(rows, nh, nh),
         "inv_w": (inv_w_re * hermitian, -inv_w_im * hermitian),  # real output: Re(Y) * re - Im(Y) * im
     }
     for name in ("x_h", "k_h", "inv_h"):  # complex left factors also carry the sums Gauss's trick needs

@@ -19,16 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gan.layers.fourier import (
-    _complex_mm,
-    _energy,
-    _regularised_rsqrt,
-    dft_matrix,
-    inverse_dft_matrix,
-    kept_positions,
-    onesided_weights,
-)
-from gan.layers.spatial import power_spectrum
+from gan.layers.fourier import _complex_mm, _dft_plan, dft_matrix, pointwise_convnorm
+from gan.layers.spatial import autocorrelation_preconditioner
 
 
 @functools.lru_cache(maxsize=128)
@@ -36,26 +28,19 @@ def _plan(
     size: tuple[int, int], kernel: tuple[int, int], padding: tuple[int, int], stride: tuple[int, int],
     dtype: torch.dtype, device: torch.device,
 ) -> dict[str, tuple[Tensor, ...]]:
-    """DFT matrices for one layer geometry: along the width for the input and the (flipped) kernel, the full
-    DFT along the height, and the inverses at the rows and columns that survive the crop and the stride."""
+    """The fast path's DFT matrices for this geometry (the flipped kernel along the width, the inverses at the kept
+    pixels), plus the input's transform along the width as one matrix (real rows over imaginary: one product, one
+    gradient) and the full DFT along the height of the correlation's output."""
     (h, w), (kh, kw) = size, kernel
     nh, nw = h + kh - 1, w + kw - 1
-    nf = nw // 2 + 1
-    rows, cols = kept_positions((nh, nw), kernel, padding, stride)
-    inv_w_re, inv_w_im = inverse_dft_matrix(cols, nf, nw)
-    hermitian = onesided_weights(nw)
-    positions = functools.partial(torch.arange, dtype=torch.float64)
-    plan = {
-        "x_w": (torch.cat(dft_matrix(nf, positions(w), nw)),),  # re over im: one product, one gradient
-        "k_w": dft_matrix(nf, positions(kw - 1, -1, -1), nw),  # conv2d correlates: transform the flipped kernel
-        "dft_h": dft_matrix(nh, positions(nh), nh),
-        "inv_h": inverse_dft_matrix(rows, nh, nh),
-        "inv_w": (inv_w_re * hermitian, -inv_w_im * hermitian),  # real output: Re(Y) * re - Im(Y) * im
+    fast = _dft_plan(size, kernel, padding, stride, dtype, device)
+    dft_h = dft_matrix(nh, torch.arange(nh, dtype=torch.float64), nh)
+    extra = {
+        "x_w": (torch.cat(dft_matrix(nw // 2 + 1, torch.arange(w, dtype=torch.float64), nw)),),
+        "dft_h": (*dft_h, dft_h[0] + dft_h[1], dft_h[1] - dft_h[0]),  # with the sums Gauss's trick needs
     }
-    for name in ("dft_h", "inv_h"):  # complex left factors also carry the sums Gauss's trick needs
-        re, im = plan[name]
-        plan[name] = (re, im, re + im, im - re)
-    return {name: tuple(m.to(dtype=dtype, device=device) for m in ms) for name, ms in plan.items()}
+    extra = {name: tuple(m.to(dtype=dtype, device=device) for m in ms) for name, ms in extra.items()}
+    return {"k_w": fast["k_w"], "inv_h": fast["inv_h"], "inv_w": fast["inv_w"], **extra}
 
 
 def _tap_sum(
@@ -72,7 +57,7 @@ def _tap_sum(
     return acc[0] - acc[2], acc[0] + acc[1]
 
 
-class _ColumnCorrelation(torch.autograd.Function):
+class _HeightCorrelation(torch.autograd.Function):
     """Y[m, i] = sum_p X[m, i + p - (k_h - 1)] @ K[m, p] on the full (zero-padded) height grid, complex.
 
     X (re, im): (M, H, B, C_in); K: (M, k_h, C_in, C_out); Y: (M, N_h * B, C_out). Written out so that neither
@@ -126,18 +111,20 @@ def mixed_convnorm(
     :func:`gan.layers.fourier.fourier_convnorm`'s."""
     b, c_in, h, w = x.shape
     c_out, ci, kh, kw = weight.shape
+    if (kh, kw) == (1, 1):
+        return pointwise_convnorm(x, weight, bias, v, eps, stride, groups)
     co = c_out // groups
     nh, nw = h + kh - 1, w + kw - 1
     nf = nw // 2 + 1
     m = nf * groups
     plan = _plan((h, w), (kh, kw), padding, stride, x.dtype, x.device)
     if v is None:
-        v = _regularised_rsqrt(power_spectrum(weight, (nh, nw)).clamp(min=0), _energy(weight), eps)
+        v = autocorrelation_preconditioner(weight, (nh, nw), eps)
     kernel = weight.view(groups, co, ci, kh, kw)
     kr, ki = (torch.einsum("fq,gocpq->fgpco", t, kernel).reshape(m, kh, ci, co) for t in plan["k_w"])
     pixels = x.view(b, groups, ci, h, w).permute(4, 1, 3, 0, 2).reshape(w, -1)  # (W, G H B Ci)
     xr, xi = (plan["x_w"][0] @ pixels).view(2, m, h, b, ci)  # (N_f G, H, B, Ci) each
-    yr, yi = _ColumnCorrelation.apply(xr, xi, kr, ki)  # (N_f G, N_h B, Co)
+    yr, yi = _HeightCorrelation.apply(xr, xi, kr, ki)  # (N_f G, N_h B, Co)
     sr, si = _complex_mm(plan["dft_h"], yr.view(m, nh, b * co), yi.view(m, nh, b * co))
     scale = v.view(groups, co, nh, nf).permute(3, 0, 2, 1).reshape(m, nh, 1, co)
     sr, si = ((t.view(m, nh, b, co) * scale).view(m, nh, b * co) for t in (sr, si))

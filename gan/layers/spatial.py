@@ -102,6 +102,11 @@ def power_spectrum(weight: Tensor, grid: tuple[int, int]) -> Tensor:
     return torch.fft.rfft2(lags).real
 
 
+def autocorrelation_preconditioner(weight: Tensor, grid: tuple[int, int], eps: float) -> Tensor:
+    """V on the one-sided ``grid`` from :func:`power_spectrum` (C_out FFTs, not C_out * C_in / G)."""
+    return _regularised_rsqrt(power_spectrum(weight, grid).clamp(min=0), _energy(weight), eps)
+
+
 def spatial_convnorm(
     x: Tensor,
     weight: Tensor,
@@ -124,7 +129,7 @@ def spatial_convnorm(
         return pointwise_convnorm(x, weight, bias, v, eps, stride, groups)
     grid = (x.shape[-2] + kh - 1, x.shape[-1] + kw - 1)
     if v is None:
-        v = _regularised_rsqrt(power_spectrum(weight, grid).clamp(min=0), _energy(weight), eps)
+        v = autocorrelation_preconditioner(weight, grid, eps)
     y = F.conv2d(x, weight, padding=(kh - 1, kw - 1), groups=groups)
     z = _Filter.apply(y, v, (kh, kw), padding, stride, inverse)
     if bias is not None:  # a constant bias field passes the filter scaled by V's DC response
