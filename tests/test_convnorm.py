@@ -654,3 +654,24 @@ def test_the_model_config_forces_an_algorithm_on_every_layer():
     assert {m.algorithm for m in d.modules() if isinstance(m, ConvNorm2d)} == {"spatial"}
     with pytest.raises(UserError, match="algorithm='fastest'.*" + ".*".join(ALGORITHMS)):
         build_discriminator("cnn", 16, 1, "convnorm", 4, {"algorithm": "fastest"})
+
+
+def test_the_dispatch_keeps_the_default_unless_another_is_clearly_quicker(monkeypatch):
+    """Each candidate counts by its quickest run (interference only adds time), and the first candidate (the
+    untimed default) stays unless another beats it by more than dispatch.MARGIN."""
+    clock = [0.0]
+    monkeypatch.setattr(dispatch.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(dispatch, "_winners", {})
+
+    def run_taking(*seconds):  # the warm-up, then one duration per timed run
+        durations = iter((1.0, *seconds))
+        return lambda: clock.__setitem__(0, clock[0] + next(durations))
+
+    def pick(*candidates):
+        return dispatch.fastest(object(), [run_taking(*c) for c in candidates], torch.device("cpu"))
+
+    runs = dispatch.REPEATS
+    assert pick([1.0] * runs, [0.5] * runs) == 1
+    assert pick([1.0] * runs, [1.0 / dispatch.MARGIN * 1.01] * runs) == 0  # a near tie keeps the default
+    assert pick([1.0] * runs, [0.5] + [9.0] * (runs - 1)) == 1  # hiccups in most runs of the quicker one
+    assert pick([1.0] * runs, [1.2] * runs, [0.7] * runs) == 2

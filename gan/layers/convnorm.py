@@ -302,8 +302,10 @@ class ConvNorm2d(nn.Module):
         never loses)."""
         if self.algorithm != "auto":
             return (self._forced(device),)
-        transforms = (self.backend,) if self.backend else TRANSFORMS if device.type == "cuda" else ("dft",)
-        return (*(("fast", t) for t in transforms), ("spatial", None), ("mixed", None))
+        default = self._forced(device)  # first: the dispatch keeps it unless another is clearly quicker
+        on_gpu = device.type == "cuda" and not self.backend  # both transforms are candidates there
+        others = tuple(("fast", t) for t in TRANSFORMS if on_gpu and t != default[1])
+        return (default, *others, ("spatial", None), ("mixed", None))
 
     @staticmethod
     def _input_key(x: Tensor) -> tuple[int, ...]:
