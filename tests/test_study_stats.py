@@ -117,3 +117,22 @@ def test_precision_and_recall_from_the_final_evaluation_are_reported_with_three_
     assert "### precision" in text and "### recall" in text
     assert "| a | 2 | 0.112 | 0.046 |" in text  # mean 0.1125 (rounded half to even) and n-1 std of 0.080, 0.145
     assert "| precision | a vs b | -0.198 |" in text  # 0.1125 - 0.31
+
+
+def test_holm_by_hand():
+    # sorted: 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06, 0.04 x 1 = 0.04 -> kept non-decreasing: 0.06
+    assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert stats.holm([0.5, 0.9]) == [1.0, 1.0] and stats.holm([0.02]) == [0.02] and stats.holm([]) == []
+
+
+def test_a_pair_separated_only_before_holms_correction_gets_a_sentence():
+    a, b, c = [10.0, 11.0, 12.0], [12.5, 13.5, 14.5], [13.0, 14.0, 15.0]
+    raw = stats.welch(a, b).p
+    assert 0.01 < raw < 0.05  # separated alone; not once a vs c (p 0.02) and b vs c (p 0.6) are counted too
+    groups = {"r/a": _runs("r", "a", a), "r/b": _runs("r", "b", b), "r/c": _runs("r", "c", c)}
+    text = "\n".join(statistics_section(groups))
+    row = next(line for line in text.splitlines() if "| a vs b |" in line)
+    adjusted = stats.holm([raw, stats.welch(a, c).p, stats.welch(b, c).p])[0]
+    assert row.endswith(f"| {raw:.3f} | {adjusted:.3f} |") and adjusted >= 0.05
+    sentence = next(line for line in text.splitlines() if line.startswith("- ") and "a vs b (r)" in line)
+    assert f"p = {raw:.3f}, Holm-adjusted over 3 pairs {adjusted:.3f}" in sentence

@@ -220,6 +220,7 @@ def statistics_section(groups: dict[str, list[RunSummary]]) -> list[str]:
     steps = common_steps([r for runs in groups.values() for r in runs if r.curve])
     with_regime = _has_regimes(groups)
     level = f"{stats.LEVEL:.0%}".replace("%", " %")
+    alpha = f"{1 - stats.LEVEL:.0%}".replace("%", " %")
     lines: list[str] = []
     tests: list[list[str]] = []
     notes: list[str] = []
@@ -236,6 +237,7 @@ def statistics_section(groups: dict[str, list[RunSummary]]) -> list[str]:
                 rows.append([*_label(runs, with_regime), str(s.n), _num(s.mean, d), _num(s.std, d), interval])
         lines += [f"### {metric.name}", "", markdown_table(
             [*(["regime"] if with_regime else []), "variant", "n", "mean", "std", f"{level} CI of the mean"], rows), ""]
+        family: dict[str | None, list[tuple[str, str, list[float], list[float], stats.Welch]]] = {}
         for a, b in combinations(groups, 2):
             runs_a, runs_b = groups[a], groups[b]
             if runs_a[0].regime != runs_b[0].regime or not (values[a] and values[b]):
@@ -246,27 +248,37 @@ def statistics_section(groups: dict[str, list[RunSummary]]) -> list[str]:
             if test is None:
                 notes.append(f"- {metric.name}, {pair}{where}: no test (needs 2 or more seeds each, and some spread).")
                 continue
-            tests.append([*([runs_a[0].regime or "-"] if with_regime else []), metric.name, pair,
-                          f"{test.diff:+.{d}f}", f"{test.low:+.{d}f} to {test.high:+.{d}f}", _p(test.p)])
-            if test.p >= 1 - stats.LEVEL:
-                need = stats.seeds_needed(values[a], values[b])
+            family.setdefault(runs_a[0].regime, []).append((pair, where, values[a], values[b], test))
+        for regime, pairs in family.items():  # Holm's correction over the pairs of one regime and metric
+            adjusted = stats.holm([test.p for *_, test in pairs])
+            for (pair, where, va, vb, test), p_holm in zip(pairs, adjusted):
+                tests.append([*([regime or "-"] if with_regime else []), metric.name, pair, f"{test.diff:+.{d}f}",
+                              f"{test.low:+.{d}f} to {test.high:+.{d}f}", _p(test.p), _p(p_holm)])
+                if p_holm < 1 - stats.LEVEL:
+                    continue
+                need = stats.seeds_needed(va, vb)
                 more = (f"at the observed spread, about {need} seeds per variant would be needed for p < "
                         f"{1 - stats.LEVEL:.2f}" if need else "the observed difference is negligible against the "
                         "spread: no practical number of seeds would separate them")
-                notes.append(f"- {metric.name}, {pair}{where}: {len(values[a])} and {len(values[b])} seeds do not "
-                             f"separate them (difference {test.diff:+.{d}f}, {level} CI {test.low:+.{d}f} to "
-                             f"{test.high:+.{d}f}, p = {_p(test.p)}); {more}.")
+                corrected = f", Holm-adjusted over {len(pairs)} pairs {_p(p_holm)}" if len(pairs) > 1 else ""
+                notes.append(f"- {metric.name}, {pair}{where}: {len(va)} and {len(vb)} seeds do not separate them "
+                             f"(difference {test.diff:+.{d}f}, {level} CI {test.low:+.{d}f} to {test.high:+.{d}f}, "
+                             f"p = {_p(test.p)}{corrected}); {more}.")
     if not lines:
         return []
     out = ["## Statistics over seeds", "", *lines]
     if tests:
         out += ["### Differences between variants (Welch's t-test)", "", markdown_table(
-            [*(["regime"] if with_regime else []), "metric", "A vs B", "A - B", f"{level} CI of A - B", "p"],
+            [*(["regime"] if with_regime else []), "metric", "A vs B", "A - B", f"{level} CI of A - B", "p",
+             "p (Holm)"],
             tests), ""]
     out += [*notes, *([""] if notes else []),
             f"Mean and sample std (n - 1) over seeds; the {level} interval of the mean is Student's t with n - 1 "
             "degrees of freedom. A - B: Welch's unequal-variance t-test (seeds are independent replicates and the "
-            "variants' spreads differ), its interval from the Welch-Satterthwaite degrees of freedom. Seeds needed: "
+            "variants' spreads differ), its interval from the Welch-Satterthwaite degrees of freedom (unadjusted). "
+            "p (Holm): adjusted by Holm's step-down method over the pairs of one regime and metric, so that all of "
+            f"them together separate a pair by chance less than {alpha} of the time; a pair counts as "
+            "separated when this one is below that level. Seeds needed: "
             "the smallest n per variant at which the observed difference and standard deviations would give p < "
             f"{1 - stats.LEVEL:.2f} (no power allowance: a new study of that size separates them about half the "
             "time).", ""]
