@@ -136,3 +136,4 @@ def test_a_pair_separated_only_before_holms_correction_gets_a_sentence():
     assert row.endswith(f"| {raw:.3f} | {adjusted:.3f} |") and adjusted >= 0.05
     sentence = next(line for line in text.splitlines() if line.startswith("- ") and "a vs b (r)" in line)
     assert f"p = {raw:.3f}, Holm-adjusted over 3 pairs {adjusted:.3f}" in sentence
+    assert "its own test separates them" in sentence and "seeds per variant would be needed" not in sentence

@@ -257,9 +257,15 @@ def statistics_section(groups: dict[str, list[RunSummary]]) -> list[str]:
                 if p_holm < 1 - stats.LEVEL:
                     continue
                 need = stats.seeds_needed(va, vb)
-                more = (f"at the observed spread, about {need} seeds per variant would be needed for p < "
-                        f"{1 - stats.LEVEL:.2f}" if need else "the observed difference is negligible against the "
-                        "spread: no practical number of seeds would separate them")
+                if test.p < 1 - stats.LEVEL:
+                    more = ("its own test separates them, but not once the other pairs of this regime are counted: "
+                            "more seeds would tell")
+                elif need:
+                    more = (f"at the observed spread, about {need} seeds per variant would be needed for p < "
+                            f"{1 - stats.LEVEL:.2f}")
+                else:
+                    more = ("the observed difference is negligible against the spread: no practical number of seeds "
+                            "would separate them")
                 corrected = f", Holm-adjusted over {len(pairs)} pairs {_p(p_holm)}" if len(pairs) > 1 else ""
                 notes.append(f"- {metric.name}, {pair}{where}: {len(va)} and {len(vb)} seeds do not separate them "
                              f"(difference {test.diff:+.{d}f}, {level} CI {test.low:+.{d}f} to {test.high:+.{d}f}, "
