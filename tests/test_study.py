@@ -70,7 +70,7 @@ def test_study_trains_scores_and_reports_every_run(study, capsys):
         assert len((run / "gradient_norms.jsonl").read_text().splitlines()) == 2
     report = (out / "report.md").read_text()
     rows = [line for line in report.splitlines() if line.startswith(("| none ", "| convnorm-")) and " ± " in line]
-    assert len(rows) == 4  # two variants in the summary and in the spectral-norm table, mean +- std over two seeds
+    assert len(rows) == 6  # two variants in the final-FID, summary and spectral-norm tables, mean +- std over 2 seeds
     first, second = yaml.safe_load(grid.read_text())["variants"]  # Welch's test of every pair, in grid order
     assert "## Statistics over seeds" in report and f"| final FID | {first} vs {second} |" in report
     for plot in ("fid_vs_step.png", "spectral_norms.png"):
@@ -322,6 +322,25 @@ def test_export_keeps_what_the_report_reads_and_regenerates_it(study, tmp_path, 
     assert main(["study", str(grid_file), "--report-only", "--out-dir", str(tmp_path / "results")]) == 0
     tables = [(d / "report.md").read_text().split("![")[0] for d in (out, copy)]
     assert tables[0] == tables[1]  # every number of the report, from the small files alone
+
+
+def test_update_doc_writes_the_report_table_between_the_markers(study, tmp_path, capsys):
+    from gan.study.doc_tables import marked_table, markers
+    from gan.study.grid import load_grid
+    from gan.study.report import study_table
+
+    grid_file, out = study
+    begin, end = markers("tiny")
+    doc, bad = tmp_path / "README.md", tmp_path / "other.md"
+    doc.write_text(f"# intro\n{begin}\nstale\n{end}\nmore text\n")
+    bad.write_text("no markers here\n")
+    assert main(["study", str(grid_file), "--report-only", "--update-doc", str(doc)]) == 0
+    text = doc.read_text()
+    assert text.startswith(f"# intro\n{begin}\n| variant |") and text.endswith(f"{end}\nmore text\n")
+    assert marked_table(text, "tiny") == study_table([run.dir for run in load_grid(grid_file).runs()])
+    assert "**" in marked_table(text, "tiny") and "| best |" in marked_table(text, "tiny")
+    assert main(["study", str(grid_file), "--report-only", "--update-doc", str(bad)]) == 2
+    assert "other.md has no single" in capsys.readouterr().err and bad.read_text() == "no markers here\n"
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the kernel's parent-death signal is Linux's")

@@ -10,7 +10,9 @@ needed), copy the study folder back, and the same command without the flag score
 ``--launcher slurm`` submits every training and evaluation as a SLURM job through submitit (resources from the
 grid's ``slurm:`` section or the flags below) and waits for them; ``--launcher submitit-local`` runs the same jobs
 with submitit's local executor. ``--export DIR`` copies the small result files the report reads (no checkpoints)
-to ``DIR/<study>/``; ``--report-only --out-dir DIR`` rewrites the report from such a copy. See docs/studies.md.
+to ``DIR/<study>/``; ``--report-only --out-dir DIR`` rewrites the report from such a copy, and ``--update-doc
+README.md`` rewrites the study's table in README between its markers (:mod:`gan.study.doc_tables`). See
+docs/studies.md.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--export", metavar="DIR",
                    help="copy the small result files of every run (eval JSON, metrics CSV, monitor jsonl, configs; "
                         "no checkpoints) to DIR/<study>/ and stop; --report-only --out-dir DIR reports from them")
+    p.add_argument("--update-doc", metavar="FILE", action="append", default=[],
+                   help="after the report, rewrite this study's table between the '<!-- gan study: NAME -->' markers "
+                        "of FILE (e.g. README.md); repeatable")
     cluster = p.add_argument_group("slurm resources (override the grid's slurm: section)")
     cluster.add_argument("--partition")
     cluster.add_argument("--gpus", type=int, dest="gpus_per_run", help="GPUs per training run (default 1)")
@@ -50,6 +55,8 @@ def main(argv: list[str]) -> int:
         raise UserError(f"--jobs {args.jobs}: must be >= 1")
     if args.threads < 1:
         raise UserError(f"--threads {args.threads}: must be >= 1")
+    if args.update_doc and (args.train_only or args.dry_run or args.export):
+        raise UserError("--update-doc needs a report: drop --train-only / --dry-run / --export")
     if args.train_only and args.report_only:
         raise UserError("--train-only and --report-only exclude each other: train first, report after")
     from gan.study.cluster import LAUNCHERS
@@ -96,9 +103,18 @@ def main(argv: list[str]) -> int:
         if args.dry_run:
             return 0
     if not args.train_only:
-        text = write_report([run.dir for run in grid.runs() if run.dir.is_dir()], grid.dir, grid.name)
+        run_dirs = [run.dir for run in grid.runs() if run.dir.is_dir()]
+        text = write_report(run_dirs, grid.dir, grid.name)
         print(text)
         print(f"report: {grid.dir / 'report.md'}")
+        if args.update_doc:
+            from gan.study.doc_tables import update_doc
+            from gan.study.report import study_table
+
+            table = study_table(run_dirs)
+            for doc in args.update_doc:
+                changed = update_doc(Path(doc), grid.name, table)
+                print(f"{doc}: table of {grid.name} {'rewritten' if changed else 'already up to date'}")
     if failed:
         print(f"{len(failed)} job(s) failed: " + ", ".join(str(job.log_path(grid)) for job in failed))
         return 1

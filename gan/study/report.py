@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -174,6 +175,55 @@ def summary_table(groups: dict[str, list[RunSummary]]) -> str:
 FINAL_COLUMNS = (("intra_fid", "intra-class FID", 1), ("precision", "precision", 3), ("recall", "recall", 3))
 
 
+HEADLINE_EXTRA = ("intra_fid", "precision")  # final-evaluation metrics README's study tables show beside FID
+
+
+def headline_table(groups: dict[str, list[RunSummary]]) -> str:
+    """The table README shows for a study: per variant the final FID's mean ± std, its 95 % interval and Welch's
+    p against the regime's best variant (lowest mean), Holm-adjusted over the regime's pairs as in the statistics
+    section; then intra-class FID and precision where the runs have them. A caption line states the protocol."""
+    final = METRICS[0]
+    values = {label: _values(runs, final, set()) for label, runs in groups.items()}
+    tested = pair_tests(groups, values)
+    with_regime = _has_regimes(groups)
+    everyone = [r for runs in groups.values() for r in runs]
+    extra = [(key, label, digits) for key, label, digits in FINAL_COLUMNS
+             if key in HEADLINE_EXTRA and any(key in r.final_metrics for r in everyone)]
+    best: dict[str | None, str] = {}
+    for label, runs in groups.items():
+        regime = runs[0].regime
+        if values[label] and (regime not in best or
+                              statistics.mean(values[label]) < statistics.mean(values[best[regime]])):
+            best[regime] = label
+    level = f"{stats.LEVEL:.0%}".replace("%", " %")
+    rows = []
+    for label, runs in groups.items():
+        s = stats.summarize(values[label]) if values[label] else None
+        cell = "-" if s is None else mean_std(values[label], final.digits)
+        interval = "-" if s is None or s.low is None else f"{s.low:.1f} to {s.high:.1f}"
+        top = best.get(runs[0].regime)
+        if label == top:
+            cell, p = f"**{cell}**", "best"
+        else:
+            result = tested.get((top, label)) or tested.get((label, top))
+            p = "-" if result is None else _p(result[1])
+        rows.append([*_label(runs, with_regime), str(len(values[label])), cell, interval, p,
+                     *(mean_std([r.final_metrics.get(key) for r in runs], digits) for key, _, digits in extra)])
+    header = [*(["regime"] if with_regime else []), "variant", "seeds", "final FID", f"{level} CI",
+              "p vs best (Holm)", *(label for _, label, _ in extra)]
+    final_protocol, _ = protocols(everyone)
+    scope = ("the variant with its regime's lowest mean, Holm-adjusted over the regime's pairs" if with_regime
+             else "the variant with the lowest mean, Holm-adjusted over all pairs")
+    return (markdown_table(header, rows) + f"\n\n*Final FID: {final_protocol}. Mean ± std over seeds, the {level} "
+            f"interval of the mean (Student's t); p: Welch's t-test against {scope} (below 0.05: the seeds separate "
+            "the two).*")
+
+
+def study_table(run_dirs: list[Path]) -> str:
+    """:func:`headline_table` of these run folders: what ``--update-doc`` writes into README."""
+    return headline_table(group([summarize_run(p) for p in run_dirs]))
+
+
 def spectral_table(groups: dict[str, list[RunSummary]]) -> str:
     layers = list(dict.fromkeys(k for runs in groups.values() for r in runs for k in r.spectral))
     with_regime = _has_regimes(groups)
@@ -214,6 +264,23 @@ def _p(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def pair_tests(
+    groups: dict[str, list[RunSummary]], values: dict[str, list[float]]
+) -> dict[tuple[str, str], tuple[stats.Welch, float] | None]:
+    """Welch's test and its Holm-adjusted p for every two groups of one regime that both have values, keyed by the
+    groups' labels (None where no test is possible). Holm's family is the tested pairs of one regime."""
+    pairs = [(a, b) for a, b in combinations(groups, 2)
+             if groups[a][0].regime == groups[b][0].regime and values[a] and values[b]]
+    results: dict[tuple[str, str], tuple[stats.Welch, float] | None] = {}
+    for regime in dict.fromkeys(groups[a][0].regime for a, _ in pairs):
+        family = [(a, b) for a, b in pairs if groups[a][0].regime == regime]
+        welch = {pair: stats.welch(values[pair[0]], values[pair[1]]) for pair in family}
+        tested = [pair for pair in family if welch[pair] is not None]
+        adjusted = dict(zip(tested, stats.holm([welch[pair].p for pair in tested])))
+        results.update({pair: None if welch[pair] is None else (welch[pair], adjusted[pair]) for pair in family})
+    return results
+
+
 def statistics_section(groups: dict[str, list[RunSummary]]) -> list[str]:
     """Markdown lines: per metric, each group's mean, std and 95 % interval; then Welch's test between every two
     variants of a regime, and a sentence for each pair the seeds do not separate (empty when no metric has values)."""
@@ -237,39 +304,35 @@ def statistics_section(groups: dict[str, list[RunSummary]]) -> list[str]:
                 rows.append([*_label(runs, with_regime), str(s.n), _num(s.mean, d), _num(s.std, d), interval])
         lines += [f"### {metric.name}", "", markdown_table(
             [*(["regime"] if with_regime else []), "variant", "n", "mean", "std", f"{level} CI of the mean"], rows), ""]
-        family: dict[str | None, list[tuple[str, str, list[float], list[float], stats.Welch]]] = {}
-        for a, b in combinations(groups, 2):
+        tested = pair_tests(groups, values)
+        sizes = Counter(groups[a][0].regime for (a, _), result in tested.items() if result is not None)
+        for (a, b), result in tested.items():
             runs_a, runs_b = groups[a], groups[b]
-            if runs_a[0].regime != runs_b[0].regime or not (values[a] and values[b]):
-                continue  # variants are compared within a regime only
             where = f" ({runs_a[0].regime})" if with_regime else ""
             pair = f"{runs_a[0].variant} vs {runs_b[0].variant}"
-            test = stats.welch(values[a], values[b])
-            if test is None:
+            if result is None:
                 notes.append(f"- {metric.name}, {pair}{where}: no test (needs 2 or more seeds each, and some spread).")
                 continue
-            family.setdefault(runs_a[0].regime, []).append((pair, where, values[a], values[b], test))
-        for regime, pairs in family.items():  # Holm's correction over the pairs of one regime and metric
-            adjusted = stats.holm([test.p for *_, test in pairs])
-            for (pair, where, va, vb, test), p_holm in zip(pairs, adjusted):
-                tests.append([*([regime or "-"] if with_regime else []), metric.name, pair, f"{test.diff:+.{d}f}",
-                              f"{test.low:+.{d}f} to {test.high:+.{d}f}", _p(test.p), _p(p_holm)])
-                if p_holm < 1 - stats.LEVEL:
-                    continue
-                need = stats.seeds_needed(va, vb)
-                if test.p < 1 - stats.LEVEL:
-                    more = ("its own test separates them, but not once the other pairs of this regime are counted: "
-                            "more seeds would tell")
-                elif need:
-                    more = (f"at the observed spread, about {need} seeds per variant would be needed for p < "
-                            f"{1 - stats.LEVEL:.2f}")
-                else:
-                    more = ("the observed difference is negligible against the spread: no practical number of seeds "
-                            "would separate them")
-                corrected = f", Holm-adjusted over {len(pairs)} pairs {_p(p_holm)}" if len(pairs) > 1 else ""
-                notes.append(f"- {metric.name}, {pair}{where}: {len(va)} and {len(vb)} seeds do not separate them "
-                             f"(difference {test.diff:+.{d}f}, {level} CI {test.low:+.{d}f} to {test.high:+.{d}f}, "
-                             f"p = {_p(test.p)}{corrected}); {more}.")
+            test, p_holm = result
+            va, vb, family = values[a], values[b], sizes[runs_a[0].regime]
+            tests.append([*([runs_a[0].regime or "-"] if with_regime else []), metric.name, pair, f"{test.diff:+.{d}f}",
+                          f"{test.low:+.{d}f} to {test.high:+.{d}f}", _p(test.p), _p(p_holm)])
+            if p_holm < 1 - stats.LEVEL:
+                continue
+            need = stats.seeds_needed(va, vb)
+            if test.p < 1 - stats.LEVEL:
+                more = ("its own test separates them, but not once the other pairs of this regime are counted: "
+                        "more seeds would tell")
+            elif need:
+                more = (f"at the observed spread, about {need} seeds per variant would be needed for p < "
+                        f"{1 - stats.LEVEL:.2f}")
+            else:
+                more = ("the observed difference is negligible against the spread: no practical number of seeds "
+                        "would separate them")
+            corrected = f", Holm-adjusted over {family} pairs {_p(p_holm)}" if family > 1 else ""
+            notes.append(f"- {metric.name}, {pair}{where}: {len(va)} and {len(vb)} seeds do not separate them "
+                         f"(difference {test.diff:+.{d}f}, {level} CI {test.low:+.{d}f} to {test.high:+.{d}f}, "
+                         f"p = {_p(test.p)}{corrected}); {more}.")
     if not lines:
         return []
     out = ["## Statistics over seeds", "", *lines]
@@ -345,6 +408,8 @@ def write_report(run_dirs: list[Path], out_dir: Path, title: str) -> str:
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = [
         f"# {title}", "",
+        "## Final FID", "", headline_table(groups), "",
+        "## Runs", "",
         summary_table(groups), "",
         f"final FID (and the final evaluation's other metrics): {final_protocol}. "
         + (f"best FID: lowest point of the curve ({curve_protocol}). " if curve_protocol != "-" else "") +
