@@ -23,6 +23,8 @@ def test_replace_table_touches_only_the_block():
     assert new == f"# title\n\nbefore\n{begin}\n| a |\n|---|\n{end}\nafter\n"
     assert replace_table(new, "s", "| a |\n|---|") == new and marked_table(new, "s") == "| a |\n|---|"
     assert marked_studies(new) == ["s"] and marked_table(new, "other") is None
+    fenced = f"```markdown\n{begin}\n{end}\n```\n"  # an example in a code block is not a table to rewrite
+    assert marked_studies(fenced + new) == ["s"] and replace_table(fenced + new, "s", "| b |").startswith(fenced)
 
 
 @pytest.mark.parametrize("text", ["no markers at all\n", "{begin}\nonly the first\n", "{end}\n{begin}\n",
