@@ -141,9 +141,25 @@ def _dft_plan(
         "inv_w": (inv_w_re * hermitian, -inv_w_im * hermitian),  # real output: Re(Y) * re - Im(Y) * im
     }
     for name in ("x_h", "k_h", "inv_h"):  # complex left factors also carry the sums Gauss's trick needs
-        re, im = plan[name]
-        plan[name] = (re, im, re + im, im - re)
+        plan[name] = with_gauss_sums(*plan[name])
+    return plan_on(plan, dtype, device)
+
+
+def with_gauss_sums(re: Tensor, im: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """A complex left factor as :func:`_complex_mm` takes it: (re, im) and the two sums Gauss's trick needs."""
+    return re, im, re + im, im - re
+
+
+def plan_on(
+    plan: dict[str, tuple[Tensor, ...]], dtype: torch.dtype, device: torch.device
+) -> dict[str, tuple[Tensor, ...]]:
+    """A plan's float64 matrices, built once on the CPU, in the layer's dtype and on its device."""
     return {name: tuple(m.to(dtype=dtype, device=device) for m in ms) for name, ms in plan.items()}
+
+
+def add_filtered_bias(z: Tensor, bias: Tensor | None, v: Tensor) -> Tensor:
+    """A constant bias field passes V's filter scaled by V's DC response: every algorithm adds it so."""
+    return z if bias is None else z + (bias * v[:, 0, 0]).view(1, -1, 1, 1)
 
 
 def _forward_dft(t: Tensor, along_w: tuple[Tensor, ...], along_h: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
@@ -290,6 +306,4 @@ def fourier_convnorm(
         raise ValueError(f"fourier_convnorm: backend={backend!r}; choose 'fft', 'dft' or None")
     product = _fft_product if backend == "fft" else _dft_product
     z, v = product(x, weight, v, eps, padding, stride, groups)
-    if bias is not None:  # a constant bias field passes the filter scaled by V's DC response
-        z = z + (bias * v[:, 0, 0]).view(1, -1, 1, 1)
-    return z, v
+    return add_filtered_bias(z, bias, v), v

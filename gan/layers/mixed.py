@@ -19,7 +19,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gan.layers.fourier import _complex_mm, _dft_plan, dft_matrix, pointwise_convnorm
+from gan.layers.fourier import (
+    _complex_mm,
+    _dft_plan,
+    add_filtered_bias,
+    dft_matrix,
+    plan_on,
+    pointwise_convnorm,
+    with_gauss_sums,
+)
 from gan.layers.spatial import autocorrelation_preconditioner
 
 
@@ -35,11 +43,10 @@ def _plan(
     nh, nw = h + kh - 1, w + kw - 1
     fast = _dft_plan(size, kernel, padding, stride, dtype, device)
     dft_h = dft_matrix(nh, torch.arange(nh, dtype=torch.float64), nh)
-    extra = {
+    extra = plan_on({
         "x_w": (torch.cat(dft_matrix(nw // 2 + 1, torch.arange(w, dtype=torch.float64), nw)),),
-        "dft_h": (*dft_h, dft_h[0] + dft_h[1], dft_h[1] - dft_h[0]),  # with the sums Gauss's trick needs
-    }
-    extra = {name: tuple(m.to(dtype=dtype, device=device) for m in ms) for name, ms in extra.items()}
+        "dft_h": with_gauss_sums(*dft_h),
+    }, dtype, device)
     return {"k_w": fast["k_w"], "inv_h": fast["inv_h"], "inv_w": fast["inv_w"], **extra}
 
 
@@ -133,6 +140,4 @@ def mixed_convnorm(
     inv_re, inv_im = plan["inv_w"]
     z = inv_re @ zr.reshape(nf, -1) + inv_im @ zi.reshape(nf, -1)  # (W_out, G H_out B Co)
     z = z.view(-1, groups, ho, b, co).permute(3, 1, 4, 2, 0).reshape(b, c_out, ho, -1)
-    if bias is not None:  # a constant bias field passes the filter scaled by V's DC response
-        z = z + (bias * v[:, 0, 0]).view(1, -1, 1, 1)
-    return z, v
+    return add_filtered_bias(z, bias, v), v

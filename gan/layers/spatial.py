@@ -23,6 +23,7 @@ from torch import Tensor
 from gan.layers.fourier import (
     _energy,
     _regularised_rsqrt,
+    add_filtered_bias,
     crop_and_stride,
     inverse_dft_matrix,
     kept_positions,
@@ -132,6 +133,4 @@ def spatial_convnorm(
         v = autocorrelation_preconditioner(weight, grid, eps)
     y = F.conv2d(x, weight, padding=(kh - 1, kw - 1), groups=groups)
     z = _Filter.apply(y, v, (kh, kw), padding, stride, inverse)
-    if bias is not None:  # a constant bias field passes the filter scaled by V's DC response
-        z = z + (bias * v[:, 0, 0]).view(1, -1, 1, 1)
-    return z, v
+    return add_filtered_bias(z, bias, v), v
