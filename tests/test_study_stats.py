@@ -137,3 +137,26 @@ def test_a_pair_separated_only_before_holms_correction_gets_a_sentence():
     sentence = next(line for line in text.splitlines() if line.startswith("- ") and "a vs b (r)" in line)
     assert f"p = {raw:.3f}, Holm-adjusted over 3 pairs {adjusted:.3f}" in sentence
     assert "its own test separates them" in sentence and "seeds per variant would be needed" not in sentence
+
+
+def test_headline_table_marks_each_regimes_best_and_gives_holm_p_against_it():
+    from gan.study.report import headline_table
+
+    groups = {
+        "r1/none": _runs("r1", "none", [132.0, 118.0, 146.5]),
+        "r1/spectral": _runs("r1", "spectral", [124.3, 110.0, 139.0]),
+        "r1/bn": _runs("r1", "bn", [276.0, 270.0, 280.0]),
+        "r2/none": _runs("r2", "none", [120.4, 144.2]),
+        "r2/spectral": _runs("r2", "spectral", [150.0, 151.0]),
+    }
+    rows = {tuple(cell.strip() for cell in line.split("|")[1:3]): line
+            for line in headline_table(groups).splitlines() if line.startswith("| r")}
+    assert "| **124.4 ± 14.5** |" in rows["r1", "spectral"] and "| best |" in rows["r1", "spectral"]
+    assert "| **132.3 ± 16.8** |" in rows["r2", "none"] and "| best |" in rows["r2", "none"]  # each regime its own
+    values = [[132.0, 118.0, 146.5], [124.3, 110.0, 139.0], [276.0, 270.0, 280.0]]
+    holm = stats.holm([stats.welch(values[i], values[j]).p for i, j in ((0, 1), (0, 2), (1, 2))])
+    bn = "< 0.001" if holm[2] < 0.001 else f"{holm[2]:.3f}"
+    assert rows["r1", "none"].endswith(f"| {holm[0]:.3f} |") and rows["r1", "bn"].endswith(f"| {bn} |")
+    assert rows["r2", "spectral"].endswith(f"| {stats.welch([120.4, 144.2], [150.0, 151.0]).p:.3f} |")  # one pair
+    low, high = stats.summarize(values[0]).low, stats.summarize(values[0]).high
+    assert f"| {low:.1f} to {high:.1f} |" in rows["r1", "none"]
