@@ -36,7 +36,19 @@ def test_a_missing_or_broken_block_is_one_line_and_leaves_the_file(tmp_path, tex
     before = doc.read_text()
     with pytest.raises(UserError) as err:
         update_doc(doc, "s", "| a |")
-    assert begin in str(err.value) and "\n" not in str(err.value) and doc.read_text() == before
+    message = str(err.value)
+    assert str(doc) in message and "of s" in message and "\n" not in message and doc.read_text() == before
+    assert (begin in message) == (text == "no markers at all\n")  # else it lists the lines the markers are on
+
+
+def test_update_keeps_line_endings_encoding_and_permissions(tmp_path):
+    begin, end = markers("s")
+    doc = tmp_path / "doc.md"
+    doc.write_bytes(f"σ ± intro\r\n{begin}\r\nold\r\n{end}\r\ntail\r\n".encode())
+    doc.chmod(0o644)
+    assert update_doc(doc, "s", "| a ± |\n|---|") and not update_doc(doc, "s", "| a ± |\n|---|")
+    assert doc.read_bytes().decode() == f"σ ± intro\r\n{begin}\r\n| a ± |\r\n|---|\r\n{end}\r\ntail\r\n"
+    assert doc.stat().st_mode & 0o777 == 0o644
 
 
 def _documents_with_tables() -> list[tuple[Path, str]]:

@@ -340,7 +340,8 @@ def test_update_doc_writes_the_report_table_between_the_markers(study, tmp_path,
     assert marked_table(text, "tiny") == study_table([run.dir for run in load_grid(grid_file).runs()])
     assert "**" in marked_table(text, "tiny") and "| best |" in marked_table(text, "tiny")
     assert main(["study", str(grid_file), "--report-only", "--update-doc", str(bad)]) == 2
-    assert "other.md has no single" in capsys.readouterr().err and bad.read_text() == "no markers here\n"
+    assert "other.md: no '<!-- gan study: tiny -->'" in capsys.readouterr().err
+    assert bad.read_text() == "no markers here\n"
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the kernel's parent-death signal is Linux's")

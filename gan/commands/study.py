@@ -79,6 +79,11 @@ def main(argv: list[str]) -> int:
     from gan.study.runner import default_jobs, execute
 
     grid = load_grid(args.grid, args.out_dir)
+    if args.update_doc:
+        from gan.study.doc_tables import check_doc
+
+        for doc in args.update_doc:  # now, not after hours of training
+            check_doc(Path(doc), grid.name)
     if args.export:
         from gan.study.export import export_results
 
@@ -107,7 +112,9 @@ def main(argv: list[str]) -> int:
         text = write_report(run_dirs, grid.dir, grid.name)
         print(text)
         print(f"report: {grid.dir / 'report.md'}")
-        if args.update_doc:
+        if args.update_doc and failed:
+            print("--update-doc: not done, since jobs failed (the table would lack their runs)")
+        elif args.update_doc:
             from gan.study.doc_tables import update_doc
             from gan.study.report import study_table
 

@@ -59,22 +59,46 @@ def marked_table(text: str, study: str) -> str | None:
 
 
 def replace_table(text: str, study: str, table: str, where: str = "the file") -> str:
-    """``text`` with the lines between ``study``'s markers replaced by ``table``."""
+    """``text`` with the lines between ``study``'s markers replaced by ``table`` (in the text's own line endings)."""
     lines = text.splitlines(keepends=True)
-    block = _block([line.rstrip("\n") for line in lines], study)
+    block = _block([line.rstrip("\r\n") for line in lines], study)
     if block is None:
-        begin, end = markers(study)
-        raise UserError(f"{where} has no single '{begin}' ... '{end}' block: add those two lines where the table of "
-                        f"{study} goes")
-    return "".join(lines[: block[0] + 1]) + table + "\n" + "".join(lines[block[1] :])
+        raise UserError(f"{where}: {_problem(text, study)}")
+    newline = "\r\n" if "\r\n" in text else "\n"
+    return "".join(lines[: block[0] + 1]) + table.replace("\n", newline) + newline + "".join(lines[block[1] :])
+
+
+def _problem(text: str, study: str) -> str:
+    """Why ``text`` has no usable block for ``study``, and the fix."""
+    begin, end = markers(study)
+    found = [(i + 1, "end" if closing else "begin") for i, closing, name in _marker_lines(text.splitlines())
+             if name == study]
+    if not found:
+        return f"no '{begin}' ... '{end}' block: add those two lines where the table of {study} goes"
+    where = ", ".join(f"{kind} on line {line}" for line, kind in found)
+    return (f"the markers of {study} are not one begin line followed by one end line ({where}; markers inside a "
+            "``` code block do not count)")
+
+
+def _read(path: Path) -> str:
+    if not path.is_file():
+        raise UserError(f"--update-doc {path}: no such file")
+    return path.read_bytes().decode("utf-8")  # bytes: keep the file's own line endings
+
+
+def check_doc(path: Path, study: str) -> None:
+    """Raise the error :func:`update_doc` would, before any work is done (a study may train for hours first)."""
+    text = _read(path)
+    if marked_table(text, study) is None:
+        raise UserError(f"{path}: {_problem(text, study)}")
 
 
 def update_doc(path: Path, study: str, table: str) -> bool:
-    """Rewrite ``study``'s block in ``path`` (atomically); returns whether its content changed."""
-    if not path.is_file():
-        raise UserError(f"--update-doc {path}: no such file")
-    text = path.read_text()
+    """Rewrite ``study``'s block in ``path`` (atomically, keeping its permissions); returns whether it changed."""
+    text = _read(path)
     new = replace_table(text, study, table, where=str(path))
     if new != text:
-        atomic_write(path, new.encode())
+        mode = path.stat().st_mode
+        atomic_write(path, new.encode("utf-8"))
+        path.chmod(mode)
     return new != text

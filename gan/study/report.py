@@ -192,15 +192,16 @@ def headline_table(groups: dict[str, list[RunSummary]]) -> str:
     best: dict[str | None, str] = {}
     for label, runs in groups.items():
         regime = runs[0].regime
-        if values[label] and (regime not in best or
-                              statistics.mean(values[label]) < statistics.mean(values[best[regime]])):
+        testable = len(values[label]) >= 2  # a single lucky seed is not the variant others are tested against
+        if values[label] and (regime not in best or (testable, -statistics.mean(values[label])) >
+                              (len(values[best[regime]]) >= 2, -statistics.mean(values[best[regime]]))):
             best[regime] = label
     level = f"{stats.LEVEL:.0%}".replace("%", " %")
     rows = []
     for label, runs in groups.items():
         s = stats.summarize(values[label]) if values[label] else None
         cell = "-" if s is None else mean_std(values[label], final.digits)
-        interval = "-" if s is None or s.low is None else f"{s.low:.1f} to {s.high:.1f}"
+        interval = "-" if s is None or s.low is None else f"{s.low:.{final.digits}f} to {s.high:.{final.digits}f}"
         top = best.get(runs[0].regime)
         if label == top:
             cell, p = f"**{cell}**", "best"
@@ -215,8 +216,8 @@ def headline_table(groups: dict[str, list[RunSummary]]) -> str:
     scope = ("the variant with its regime's lowest mean, Holm-adjusted over the regime's pairs" if with_regime
              else "the variant with the lowest mean, Holm-adjusted over all pairs")
     return (markdown_table(header, rows) + f"\n\n*Final FID: {final_protocol}. Mean ± std over seeds, the {level} "
-            f"interval of the mean (Student's t); p: Welch's t-test against {scope} (below 0.05: the seeds separate "
-            "the two).*")
+            f"interval of the mean (Student's t); p: Welch's t-test against {scope} (below {1 - stats.LEVEL:.2f}: the "
+            "seeds separate the two; -: no test, which needs 2 or more seeds each).*")
 
 
 def study_table(run_dirs: list[Path]) -> str:
@@ -319,13 +320,13 @@ def statistics_section(groups: dict[str, list[RunSummary]]) -> list[str]:
                           f"{test.low:+.{d}f} to {test.high:+.{d}f}", _p(test.p), _p(p_holm)])
             if p_holm < 1 - stats.LEVEL:
                 continue
-            need = stats.seeds_needed(va, vb)
-            if test.p < 1 - stats.LEVEL:
-                more = ("its own test separates them, but not once the other pairs of this regime are counted: "
-                        "more seeds would tell")
-            elif need:
-                more = (f"at the observed spread, about {need} seeds per variant would be needed for p < "
-                        f"{1 - stats.LEVEL:.2f}")
+            # Holm's largest multiplier is the family's size (Bonferroni's bar): enough seeds to pass it separate
+            # the pair whatever the other pairs' p-values are
+            need = stats.seeds_needed(va, vb, level=1 - (1 - stats.LEVEL) / family)
+            bar = f"p < {1 - stats.LEVEL:.2f}" + (f" after the correction (p < {(1 - stats.LEVEL) / family:.3g} "
+                                                   "alone)" if family > 1 else "")
+            if need:
+                more = f"at the observed spread, about {need} seeds per variant would be needed for {bar}"
             else:
                 more = ("the observed difference is negligible against the spread: no practical number of seeds "
                         "would separate them")
