@@ -147,8 +147,7 @@ def summary_table(groups: dict[str, list[RunSummary]]) -> str:
     everyone = [r for runs in groups.values() for r in runs]
     steps = common_steps([r for r in everyone if r.curve])
     with_curve = any(r.curve for r in everyone)
-    optional = [(key, label, digits) for key, label, digits in FINAL_COLUMNS
-                if any(key in r.final_metrics for r in everyone)]
+    optional = final_columns(everyone)
     with_regime = _has_regimes(groups)
     header = [*(["regime"] if with_regime else []), "variant", "seeds", "G steps", "final FID",
               *(["best FID (curve)"] if with_curve else []), *(label for _, label, _ in optional),
@@ -173,9 +172,14 @@ def summary_table(groups: dict[str, list[RunSummary]]) -> str:
 
 
 FINAL_COLUMNS = (("intra_fid", "intra-class FID", 1), ("precision", "precision", 3), ("recall", "recall", 3))
-
-
 HEADLINE_EXTRA = ("intra_fid", "precision")  # final-evaluation metrics README's study tables show beside FID
+LEVEL_TEXT = f"{stats.LEVEL:.0%}".replace("%", " %")  # "95 %": the confidence level, as every table heads it
+
+
+def final_columns(runs: list[RunSummary], keys: tuple[str, ...] | None = None) -> list[tuple[str, str, int]]:
+    """The :data:`FINAL_COLUMNS` (of ``keys`` only, when given) that some of ``runs`` has."""
+    return [(key, label, digits) for key, label, digits in FINAL_COLUMNS
+            if (keys is None or key in keys) and any(key in r.final_metrics for r in runs)]
 
 
 def headline_table(groups: dict[str, list[RunSummary]]) -> str:
@@ -187,16 +191,13 @@ def headline_table(groups: dict[str, list[RunSummary]]) -> str:
     tested = pair_tests(groups, values)
     with_regime = _has_regimes(groups)
     everyone = [r for runs in groups.values() for r in runs]
-    extra = [(key, label, digits) for key, label, digits in FINAL_COLUMNS
-             if key in HEADLINE_EXTRA and any(key in r.final_metrics for r in everyone)]
+    extra = final_columns(everyone, HEADLINE_EXTRA)
     best: dict[str | None, str] = {}
-    for label, runs in groups.items():
-        regime = runs[0].regime
-        testable = len(values[label]) >= 2  # a single lucky seed is not the variant others are tested against
-        if values[label] and (regime not in best or (testable, -statistics.mean(values[label])) >
-                              (len(values[best[regime]]) >= 2, -statistics.mean(values[best[regime]]))):
-            best[regime] = label
-    level = f"{stats.LEVEL:.0%}".replace("%", " %")
+    for regime in dict.fromkeys(runs[0].regime for runs in groups.values()):
+        scored = [label for label, runs in groups.items() if runs[0].regime == regime and values[label]]
+        testable = [label for label in scored if len(values[label]) >= 2] or scored  # not one lucky seed
+        if testable:
+            best[regime] = min(testable, key=lambda label: statistics.mean(values[label]))
     rows = []
     for label, runs in groups.items():
         s = stats.summarize(values[label]) if values[label] else None
@@ -210,12 +211,12 @@ def headline_table(groups: dict[str, list[RunSummary]]) -> str:
             p = "-" if result is None else _p(result[1])
         rows.append([*_label(runs, with_regime), str(len(values[label])), cell, interval, p,
                      *(mean_std([r.final_metrics.get(key) for r in runs], digits) for key, _, digits in extra)])
-    header = [*(["regime"] if with_regime else []), "variant", "seeds", "final FID", f"{level} CI",
+    header = [*(["regime"] if with_regime else []), "variant", "seeds", "final FID", f"{LEVEL_TEXT} CI",
               "p vs best (Holm)", *(label for _, label, _ in extra)]
     final_protocol, _ = protocols(everyone)
     scope = ("the variant with its regime's lowest mean, Holm-adjusted over the regime's pairs" if with_regime
              else "the variant with the lowest mean, Holm-adjusted over all pairs")
-    return (markdown_table(header, rows) + f"\n\n*Final FID: {final_protocol}. Mean ± std over seeds, the {level} "
+    return (markdown_table(header, rows) + f"\n\n*Final FID: {final_protocol}. Mean ± std over seeds, the {LEVEL_TEXT} "
             f"interval of the mean (Student's t); p: Welch's t-test against {scope} (below {1 - stats.LEVEL:.2f}: the "
             "seeds separate the two; -: no test, which needs 2 or more seeds each).*")
 
@@ -287,7 +288,6 @@ def statistics_section(groups: dict[str, list[RunSummary]]) -> list[str]:
     variants of a regime, and a sentence for each pair the seeds do not separate (empty when no metric has values)."""
     steps = common_steps([r for runs in groups.values() for r in runs if r.curve])
     with_regime = _has_regimes(groups)
-    level = f"{stats.LEVEL:.0%}".replace("%", " %")
     alpha = f"{1 - stats.LEVEL:.0%}".replace("%", " %")
     lines: list[str] = []
     tests: list[list[str]] = []
@@ -304,7 +304,8 @@ def statistics_section(groups: dict[str, list[RunSummary]]) -> list[str]:
                 interval = "-" if s.low is None else f"{s.low:.{d}f} to {s.high:.{d}f}"
                 rows.append([*_label(runs, with_regime), str(s.n), _num(s.mean, d), _num(s.std, d), interval])
         lines += [f"### {metric.name}", "", markdown_table(
-            [*(["regime"] if with_regime else []), "variant", "n", "mean", "std", f"{level} CI of the mean"], rows), ""]
+            [*(["regime"] if with_regime else []), "variant", "n", "mean", "std", f"{LEVEL_TEXT} CI of the mean"],
+            rows), ""]
         tested = pair_tests(groups, values)
         sizes = Counter(groups[a][0].regime for (a, _), result in tested.items() if result is not None)
         for (a, b), result in tested.items():
@@ -332,18 +333,18 @@ def statistics_section(groups: dict[str, list[RunSummary]]) -> list[str]:
                         "would separate them")
             corrected = f", Holm-adjusted over {family} pairs {_p(p_holm)}" if family > 1 else ""
             notes.append(f"- {metric.name}, {pair}{where}: {len(va)} and {len(vb)} seeds do not separate them "
-                         f"(difference {test.diff:+.{d}f}, {level} CI {test.low:+.{d}f} to {test.high:+.{d}f}, "
+                         f"(difference {test.diff:+.{d}f}, {LEVEL_TEXT} CI {test.low:+.{d}f} to {test.high:+.{d}f}, "
                          f"p = {_p(test.p)}{corrected}); {more}.")
     if not lines:
         return []
     out = ["## Statistics over seeds", "", *lines]
     if tests:
         out += ["### Differences between variants (Welch's t-test)", "", markdown_table(
-            [*(["regime"] if with_regime else []), "metric", "A vs B", "A - B", f"{level} CI of A - B", "p",
+            [*(["regime"] if with_regime else []), "metric", "A vs B", "A - B", f"{LEVEL_TEXT} CI of A - B", "p",
              "p (Holm)"],
             tests), ""]
     out += [*notes, *([""] if notes else []),
-            f"Mean and sample std (n - 1) over seeds; the {level} interval of the mean is Student's t with n - 1 "
+            f"Mean and sample std (n - 1) over seeds; the {LEVEL_TEXT} interval of the mean is Student's t with n - 1 "
             "degrees of freedom. A - B: Welch's unequal-variance t-test (seeds are independent replicates and the "
             "variants' spreads differ), its interval from the Welch-Satterthwaite degrees of freedom (unadjusted). "
             "p (Holm): adjusted by Holm's step-down method over the pairs of one regime and metric, so that all of "
