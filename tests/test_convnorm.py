@@ -597,9 +597,11 @@ def test_timing_has_no_side_effects_even_through_spectral_norm(monkeypatch):
         assert name == "algorithm_choices" or torch.equal(a, b), name
 
 
-def test_every_algorithm_but_the_reference_is_a_candidate_and_choice_indices_are_stable():
+def test_every_algorithm_is_a_candidate_on_a_gpu_all_but_the_reference_on_a_cpu_and_choice_indices_are_stable():
     layer = ConvNorm2d(3, 4, 3)
     assert {a for a, _ in layer.candidates(torch.device("cpu"))} == set(ALGORITHMS) - {"reference"}
+    assert set(layer.candidates(torch.device("cuda"))) == set(CHOICES)  # only the device's type is read
+    assert set(ConvNorm2d(3, 4, 3, backend="dft").candidates(torch.device("cuda"))) == set(CHOICES) - {("fast", "fft")}
     # checkpoints store indices into CHOICES: those written by release 0.2 must keep their meaning
     assert CHOICES[:4] == (("fast", "dft"), ("fast", "fft"), ("spatial", None), ("reference", None))
 

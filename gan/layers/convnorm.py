@@ -297,15 +297,15 @@ class ConvNorm2d(nn.Module):
 
     def candidates(self, device: torch.device) -> tuple[Choice, ...]:
         """What ``"auto"`` times on ``device``: the fast path with each allowed transform (cuFFT on a GPU only: on
-        a CPU it costs several times the DFTs), the spatial and the mixed paths. The reference is left out: the
-        spatial path is that algorithm with a cheaper V, backward and inverse (``gan bench convnorm`` checks it
-        never loses)."""
+        a CPU it costs several times the DFTs), the spatial and the mixed paths, and on a GPU the reference too.
+        On a CPU the spatial path (the reference with a cheaper V, backward and inverse) never lost to it in
+        ``gan bench convnorm``; on an H200 the reference's few large cuFFT calls were the quickest at 16-32 px."""
         if self.algorithm != "auto":
             return (self._forced(device),)
         default = self._forced(device)  # first: the dispatch keeps it unless another is clearly quicker
-        on_gpu = device.type == "cuda" and not self.backend  # both transforms are candidates there
-        others = tuple(("fast", t) for t in TRANSFORMS if on_gpu and t != default[1])
-        return (default, *others, ("spatial", None), ("mixed", None))
+        on_gpu = device.type == "cuda"
+        others = tuple(("fast", t) for t in TRANSFORMS if on_gpu and not self.backend and t != default[1])
+        return (default, *others, ("spatial", None), ("mixed", None), *((("reference", None),) if on_gpu else ()))
 
     @staticmethod
     def _input_key(x: Tensor) -> tuple[int, ...]:
