@@ -11,7 +11,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from gan.study import stats
-from gan.study.report import METRICS, RunSummary, statistics_section
+from gan.study.report import METRICS, RunSummary, statistics_section, summary_table
 
 
 @pytest.mark.parametrize("df", [1, 1.5, 2, 3, 4.7, 10, 30, 200])
@@ -100,6 +100,20 @@ def test_statistics_section_compares_within_a_regime_and_explains_what_is_not_se
     assert len(sentences) == 1 and "none vs spectral (r1)" in sentences[0]  # bn is clearly separated from both
     need = stats.seeds_needed(R1["none"], R1["spectral"], level=1 - 0.05 / 3)  # 3 pairs in r1
     assert f"about {need} seeds per variant" in sentences[0] and "p = 0.546" in sentences[0]
+
+
+def test_best_fid_compares_within_a_regime_when_regimes_score_different_steps():
+    groups = _regimes(["none", "spectral"])
+    for label, runs in groups.items():  # r1 scores its curve at 800 and 1600, r2 at 500 and 1000
+        steps = (800, 1600) if label.startswith("r1/") else (500, 1000)
+        for run in runs:
+            run.curve = {steps[0]: run.final_fid + 20, steps[1]: run.final_fid + 10}
+    best = next(m.name for m in METRICS if "best" in m.name)
+    text = "\n".join(statistics_section(groups))
+    assert f"| r1 | {best} | none vs spectral |" in text and f"| r2 | {best} | none vs spectral |" in text
+    assert f"| r2 | none | 2 | {statistics.mean(R2['none']) + 10:.1f} |" in text.split(f"### {best}")[1]
+    summary = summary_table(groups)
+    assert "| r2 | none | 2 | 10 | 132.3 ± 16.8 | 142.3 ± 16.8 |" in summary
 
 
 def test_intra_fid_is_one_more_metric():

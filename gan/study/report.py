@@ -137,6 +137,15 @@ def common_steps(runs: list[RunSummary]) -> set[int]:
     return set.intersection(*(set(r.curve) for r in runs)) if runs else set()
 
 
+def regime_steps(groups: dict[str, list[RunSummary]]) -> dict[str | None, set[int]]:
+    """Per regime, the curve steps every run of it with a curve has. Regimes run different schedules (curves at
+    800, 1600, 2000 G steps in one, 500, 1000 in another), so each regime's best FIDs compare within it."""
+    by_regime: dict[str | None, list[RunSummary]] = {}
+    for runs in groups.values():
+        by_regime.setdefault(runs[0].regime, []).extend(r for r in runs if r.curve)
+    return {regime: common_steps(runs) for regime, runs in by_regime.items()}
+
+
 def percent(text: str) -> str:
     return text if text == "-" else text + " %"
 
@@ -145,7 +154,7 @@ def summary_table(groups: dict[str, list[RunSummary]]) -> str:
     """One row per variant; the best-FID column only when runs have a curve, and a column for each optional metric
     of the final evaluation (intra-class FID, precision, recall) that some run has."""
     everyone = [r for runs in groups.values() for r in runs]
-    steps = common_steps([r for r in everyone if r.curve])
+    steps = regime_steps(groups)
     with_curve = any(r.curve for r in everyone)
     optional = final_columns(everyone)
     with_regime = _has_regimes(groups)
@@ -160,7 +169,7 @@ def summary_table(groups: dict[str, list[RunSummary]]) -> str:
         rows.append([
             *_label(runs, with_regime), str(len(trained)), str(max(r.g_steps for r in runs)),
             mean_std([r.final_fid for r in runs]),
-            *([mean_std([r.best_fid(steps) for r in runs])] if with_curve else []),
+            *([mean_std([r.best_fid(steps[runs[0].regime]) for r in runs])] if with_curve else []),
             *(mean_std([r.final_metrics.get(key) for r in runs], digits) for key, _, digits in optional),
             mean_std([r.speed for r in runs], 2), separated,
             percent(mean_std([None if r.stuck is None else 100 * r.stuck for r in runs], 0)),
@@ -237,7 +246,7 @@ def spectral_table(groups: dict[str, list[RunSummary]]) -> str:
 @dataclass(frozen=True)
 class Metric:
     """A per-run number the statistics section compares; ``value`` gets the run and the curve steps every run
-    of the report has. Adding a metric to the report is adding one entry to :data:`METRICS`."""
+    of its regime has. Adding a metric to the report is adding one entry to :data:`METRICS`."""
 
     name: str
     value: Callable[[RunSummary, set[int]], float | None]
@@ -286,7 +295,7 @@ def pair_tests(
 def statistics_section(groups: dict[str, list[RunSummary]]) -> list[str]:
     """Markdown lines: per metric, each group's mean, std and 95 % interval; then Welch's test between every two
     variants of a regime, and a sentence for each pair the seeds do not separate (empty when no metric has values)."""
-    steps = common_steps([r for runs in groups.values() for r in runs if r.curve])
+    steps = regime_steps(groups)
     with_regime = _has_regimes(groups)
     alpha = f"{1 - stats.LEVEL:.0%}".replace("%", " %")
     lines: list[str] = []
@@ -294,7 +303,7 @@ def statistics_section(groups: dict[str, list[RunSummary]]) -> list[str]:
     notes: list[str] = []
     for metric in METRICS:
         d = metric.digits
-        values = {label: _values(runs, metric, steps) for label, runs in groups.items()}
+        values = {label: _values(runs, metric, steps[runs[0].regime]) for label, runs in groups.items()}
         if not any(values.values()):
             continue
         rows = []
