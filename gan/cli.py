@@ -6,6 +6,7 @@ import importlib
 import sys
 
 from gan.errors import UserError
+from gan.utils.memory import request_huge_pages
 
 # subcommand -> (module in gan.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"gan: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
+    request_huge_pages()  # before the command imports torch: PyTorch reads it once
     module = importlib.import_module(f"gan.commands.{COMMANDS[name][0]}")
     try:
         return int(module.main(rest) or 0)

@@ -10,7 +10,7 @@ import pytest
 from gan.errors import UserError
 from gan.study.doc_tables import marked_studies, marked_table, markers, replace_table, update_doc
 from gan.study.grid import load_grid
-from gan.study.report import study_table
+from gan.study.report import read_runs, study_table
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -64,7 +64,7 @@ def test_every_marked_table_is_what_its_kept_results_give(doc, study, monkeypatc
     monkeypatch.chdir(ROOT)  # grid files name their base config relative to the repository
     results = ROOT / "docs" / "results"
     grid = load_grid(results / study / "grid.yaml", results)
-    expected = study_table([run.dir for run in grid.runs() if run.dir.is_dir()])
+    expected = study_table(read_runs([run.dir for run in grid.runs() if run.dir.is_dir()]))
     assert marked_table(doc.read_text(), study) == expected, (
         f"{doc.name}'s table of {study} differs from its results: regenerate it with `gan study "
         f"configs/studies/{study}.yaml --report-only --out-dir docs/results --update-doc {doc.relative_to(ROOT)}`")

@@ -327,7 +327,7 @@ def test_export_keeps_what_the_report_reads_and_regenerates_it(study, tmp_path, 
 def test_update_doc_writes_the_report_table_between_the_markers(study, tmp_path, capsys):
     from gan.study.doc_tables import marked_table, markers
     from gan.study.grid import load_grid
-    from gan.study.report import study_table
+    from gan.study.report import read_runs, study_table
 
     grid_file, out = study
     begin, end = markers("tiny")
@@ -337,7 +337,7 @@ def test_update_doc_writes_the_report_table_between_the_markers(study, tmp_path,
     assert main(["study", str(grid_file), "--report-only", "--update-doc", str(doc)]) == 0
     text = doc.read_text()
     assert text.startswith(f"# intro\n{begin}\n| variant |") and text.endswith(f"{end}\nmore text\n")
-    assert marked_table(text, "tiny") == study_table([run.dir for run in load_grid(grid_file).runs()])
+    assert marked_table(text, "tiny") == study_table(read_runs([run.dir for run in load_grid(grid_file).runs()]))
     assert "**" in marked_table(text, "tiny") and "| best |" in marked_table(text, "tiny")
     assert main(["study", str(grid_file), "--report-only", "--update-doc", str(bad)]) == 2
     assert "other.md: no '<!-- gan study: tiny -->'" in capsys.readouterr().err

@@ -117,11 +117,11 @@ def main(argv: list[str]) -> int:
                         "std over seeds, FID bands and per-layer spectral norms, written to DIR/report.md + PNGs")
     args = p.parse_args(argv)
     if args.group:
-        from gan.study.report import write_report
+        from gan.study.report import read_runs, write_report
 
         for run in args.runs:
             read_run(Path(run))  # one line for a folder that does not exist
-        print(write_report([Path(r) for r in args.runs], Path(args.group), "gan compare"))
+        print(write_report(read_runs([Path(r) for r in args.runs]), Path(args.group), "gan compare"))
         return 0
     runs = [read_run(Path(r)) for r in args.runs]
     text = table(runs)

@@ -75,7 +75,7 @@ def main(argv: list[str]) -> int:
         raise UserError("slurm resources (--partition, --gpus, ...) need --launcher slurm or submitit-local")
 
     from gan.study.grid import load_grid
-    from gan.study.report import write_report
+    from gan.study.report import read_runs, write_report
     from gan.study.runner import default_jobs, execute
 
     grid = load_grid(args.grid, args.out_dir)
@@ -108,8 +108,8 @@ def main(argv: list[str]) -> int:
         if args.dry_run:
             return 0
     if not args.train_only:
-        run_dirs = [run.dir for run in grid.runs() if run.dir.is_dir()]
-        text = write_report(run_dirs, grid.dir, grid.name)
+        runs = read_runs([run.dir for run in grid.runs() if run.dir.is_dir()])
+        text = write_report(runs, grid.dir, grid.name)
         print(text)
         print(f"report: {grid.dir / 'report.md'}")
         if args.update_doc and failed:
@@ -118,7 +118,7 @@ def main(argv: list[str]) -> int:
             from gan.study.doc_tables import update_doc
             from gan.study.report import study_table
 
-            table = study_table(run_dirs)
+            table = study_table(runs)
             for doc in args.update_doc:
                 changed = update_doc(Path(doc), grid.name, table)
                 print(f"{doc}: table of {grid.name} {'rewritten' if changed else 'already up to date'}")

@@ -303,9 +303,10 @@ class ConvNorm2d(nn.Module):
         if self.algorithm != "auto":
             return (self._forced(device),)
         default = self._forced(device)  # first: the dispatch keeps it unless another is clearly quicker
-        on_gpu = device.type == "cuda"
-        others = tuple(("fast", t) for t in TRANSFORMS if on_gpu and not self.backend and t != default[1])
-        return (default, *others, ("spatial", None), ("mixed", None), *((("reference", None),) if on_gpu else ()))
+        if device.type != "cuda":
+            return default, ("spatial", None), ("mixed", None)
+        others = tuple(("fast", t) for t in TRANSFORMS if not self.backend and t != default[1])
+        return (default, *others, ("spatial", None), ("mixed", None), ("reference", None))
 
     @staticmethod
     def _input_key(x: Tensor) -> tuple[int, ...]:

@@ -57,7 +57,7 @@ class _Filter(torch.autograd.Function):
     def forward(ctx, y: Tensor, v: Tensor, kernel, padding, stride, inverse: str) -> Tensor:  # noqa: ANN001
         ctx.save_for_backward(v)
         ctx.geometry = (tuple(y.shape[-2:]), kernel, padding, stride, inverse)
-        spectrum = torch.fft.rfft2(y) * v
+        spectrum = torch.fft.rfft2(y).mul_(v)  # in place: a fresh buffer of this size costs as much as the product
         if inverse == "fft":
             return crop_and_stride(torch.fft.irfft2(spectrum, s=y.shape[-2:]), kernel, padding, stride).contiguous()
         inv_h, inv_w = _kept_pixel_dft(tuple(y.shape[-2:]), kernel, padding, stride, y.dtype, y.device)
@@ -75,7 +75,7 @@ class _Filter(torch.autograd.Function):
             inv_h, inv_w = _kept_pixel_dft(grid, kernel, padding, stride, grad.dtype, grad.device)
             spectrum = inv_h.mT.conj() @ (grad.to(inv_h.dtype) @ inv_w.mT.conj())
             spectrum = spectrum * _onesided_adjoint_weights(grid, spectrum)
-        return torch.fft.irfft2(spectrum * v, s=grid), None, None, None, None, None
+        return torch.fft.irfft2(spectrum.mul_(v), s=grid), None, None, None, None, None
 
 
 def _onesided_adjoint_weights(grid: tuple[int, int], spectrum: Tensor) -> Tensor:

@@ -281,6 +281,7 @@ def describe_protocol(result: dict[str, Any]) -> str:
     """One line saying how a result was measured: protocol name, generated count, reference set and count, seed,
     weights."""
     p, w = result["protocol"], result["weights"]
+    # "custom" is gan.metrics.protocols.CUSTOM, spelled out: importing gan.metrics would load torch here
     name = f"{p['name']}: " if p.get("name") not in (None, "custom") else ""
     return (f"{name}{p.get('num_fake', '?')} vs {p.get('reference', '?')} n={p.get('num_real_used')}, "
             f"seed {p.get('seed', '?')}, {w.get('kind', '?')} weights")

@@ -137,13 +137,19 @@ def common_steps(runs: list[RunSummary]) -> set[int]:
     return set.intersection(*(set(r.curve) for r in runs)) if runs else set()
 
 
+def by_regime(groups: dict[str, list[RunSummary]]) -> dict[str | None, list[str]]:
+    """The groups' labels per regime, both in first-seen order: variants compare only within their regime."""
+    labels: dict[str | None, list[str]] = {}
+    for label, runs in groups.items():
+        labels.setdefault(runs[0].regime, []).append(label)
+    return labels
+
+
 def regime_steps(groups: dict[str, list[RunSummary]]) -> dict[str | None, set[int]]:
     """Per regime, the curve steps every run of it with a curve has. Regimes run different schedules (curves at
     800, 1600, 2000 G steps in one, 500, 1000 in another), so each regime's best FIDs compare within it."""
-    by_regime: dict[str | None, list[RunSummary]] = {}
-    for runs in groups.values():
-        by_regime.setdefault(runs[0].regime, []).extend(r for r in runs if r.curve)
-    return {regime: common_steps(runs) for regime, runs in by_regime.items()}
+    return {regime: common_steps([r for label in labels for r in groups[label] if r.curve])
+            for regime, labels in by_regime(groups).items()}
 
 
 def percent(text: str) -> str:
@@ -182,7 +188,14 @@ def summary_table(groups: dict[str, list[RunSummary]]) -> str:
 
 FINAL_COLUMNS = (("intra_fid", "intra-class FID", 1), ("precision", "precision", 3), ("recall", "recall", 3))
 HEADLINE_EXTRA = ("intra_fid", "precision")  # final-evaluation metrics README's study tables show beside FID
-LEVEL_TEXT = f"{stats.LEVEL:.0%}".replace("%", " %")  # "95 %": the confidence level, as every table heads it
+
+
+def percent_text(fraction: float) -> str:
+    """0.95 -> "95 %", the way every table writes a level."""
+    return f"{fraction:.0%}".replace("%", " %")
+
+
+LEVEL_TEXT = percent_text(stats.LEVEL)  # the confidence level, as every table heads it
 
 
 def final_columns(runs: list[RunSummary], keys: tuple[str, ...] | None = None) -> list[tuple[str, str, int]]:
@@ -202,8 +215,8 @@ def headline_table(groups: dict[str, list[RunSummary]]) -> str:
     everyone = [r for runs in groups.values() for r in runs]
     extra = final_columns(everyone, HEADLINE_EXTRA)
     best: dict[str | None, str] = {}
-    for regime in dict.fromkeys(runs[0].regime for runs in groups.values()):
-        scored = [label for label, runs in groups.items() if runs[0].regime == regime and values[label]]
+    for regime, labels in by_regime(groups).items():
+        scored = [label for label in labels if values[label]]
         testable = [label for label in scored if len(values[label]) >= 2] or scored  # not one lucky seed
         if testable:
             best[regime] = min(testable, key=lambda label: statistics.mean(values[label]))
@@ -230,9 +243,14 @@ def headline_table(groups: dict[str, list[RunSummary]]) -> str:
             "seeds separate the two; -: no test, which needs 2 or more seeds each).*")
 
 
-def study_table(run_dirs: list[Path]) -> str:
-    """:func:`headline_table` of these run folders: what ``--update-doc`` writes into README."""
-    return headline_table(group([summarize_run(p) for p in run_dirs]))
+def read_runs(run_dirs: list[Path]) -> list[RunSummary]:
+    """The summaries every table of a report is made from, read once per report."""
+    return [summarize_run(p) for p in run_dirs]
+
+
+def study_table(runs: list[RunSummary]) -> str:
+    """:func:`headline_table` of these runs: what ``--update-doc`` writes into README."""
+    return headline_table(group(runs))
 
 
 def spectral_table(groups: dict[str, list[RunSummary]]) -> str:
@@ -280,11 +298,9 @@ def pair_tests(
 ) -> dict[tuple[str, str], tuple[stats.Welch, float] | None]:
     """Welch's test and its Holm-adjusted p for every two groups of one regime that both have values, keyed by the
     groups' labels (None where no test is possible). Holm's family is the tested pairs of one regime."""
-    pairs = [(a, b) for a, b in combinations(groups, 2)
-             if groups[a][0].regime == groups[b][0].regime and values[a] and values[b]]
     results: dict[tuple[str, str], tuple[stats.Welch, float] | None] = {}
-    for regime in dict.fromkeys(groups[a][0].regime for a, _ in pairs):
-        family = [(a, b) for a, b in pairs if groups[a][0].regime == regime]
+    for labels in by_regime(groups).values():
+        family = [(a, b) for a, b in combinations(labels, 2) if values[a] and values[b]]
         welch = {pair: stats.welch(values[pair[0]], values[pair[1]]) for pair in family}
         tested = [pair for pair in family if welch[pair] is not None]
         adjusted = dict(zip(tested, stats.holm([welch[pair].p for pair in tested])))
@@ -297,7 +313,7 @@ def statistics_section(groups: dict[str, list[RunSummary]]) -> list[str]:
     variants of a regime, and a sentence for each pair the seeds do not separate (empty when no metric has values)."""
     steps = regime_steps(groups)
     with_regime = _has_regimes(groups)
-    alpha = f"{1 - stats.LEVEL:.0%}".replace("%", " %")
+    alpha = percent_text(1 - stats.LEVEL)
     lines: list[str] = []
     tests: list[list[str]] = []
     notes: list[str] = []
@@ -408,10 +424,10 @@ def plot_spectral(groups: dict[str, list[RunSummary]], out: Path) -> Path:
     return out
 
 
-def write_report(run_dirs: list[Path], out_dir: Path, title: str) -> str:
-    """``report.md`` in ``out_dir``, with ``fid_vs_step.png`` and ``spectral_norms.png`` where the runs logged a
-    FID curve and spectral norms (a grid without them gets no empty plot or table); returns the markdown."""
-    runs = [summarize_run(p) for p in run_dirs]
+def write_report(runs: list[RunSummary], out_dir: Path, title: str) -> str:
+    """``report.md`` of ``runs`` (:func:`read_runs`) in ``out_dir``, with ``fid_vs_step.png`` and
+    ``spectral_norms.png`` where the runs logged a FID curve and spectral norms (a grid without them gets no empty
+    plot or table); returns the markdown."""
     groups = group(runs)
     final_protocol, curve_protocol = protocols(runs)
     has_curve = any(common_steps(variant_runs) for variant_runs in groups.values())
