@@ -4,7 +4,7 @@ PyTorch's CPU allocator hands every tensor above a few hundred KB to the kernel 
 maps it one 4 KB page at a time, zero-filled, on first write. Training allocates such tensors by the hundred per
 step (activations, gradients, FFT buffers), so that mapping cost rivals the arithmetic: on this project's 2-core
 CPU machine, 2 MB transparent huge pages made a 64->64 3x3 conv's forward + backward (batch 64, 64 px) about 30 %
-faster and a ResNet SNGAN step about 20 % faster, with the same numbers out. PyTorch (2.2 and later) asks for them
+faster and a ResNet SNGAN step about 15 % faster, with the same numbers out. PyTorch (2.2 and later) asks for them
 on Linux when ``THP_MEM_ALLOC_ENABLE`` is set, read once at its first allocation, hence before torch is imported.
 Setting the variable to 0 yourself keeps the kernel's 4 KB pages.
 """
