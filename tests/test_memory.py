@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+import torch
 
-from gan.utils.memory import HUGE_PAGES_ENV
-
-THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+from gan.bench import device_description
+from gan.utils.memory import HUGE_PAGES_ENV, THP_MODE, page_setting
 
 # Runs a `gan` command that imports torch and stops at its argument check, then writes a 64 MB CPU tensor and
 # prints how many KB of this process's anonymous memory the kernel maps with huge pages, before and after.
@@ -52,3 +51,14 @@ def test_the_gan_command_gets_huge_pages_for_large_tensors_unless_told_not_to():
     assert huge_page_growth(None) >= 32 << 10  # most of the 64 MB tensor in 2 MB pages
     if "[madvise]" in THP_MODE.read_text():  # only PyTorch's request gives them: the user's 0 is honoured
         assert huge_page_growth("0") == 0
+
+
+@pytest.mark.skipif(not THP_MODE.exists() or "[madvise]" not in THP_MODE.read_text(),
+                    reason="the page size depends on the environment only in the kernel's madvise mode")
+def test_benchmark_captions_say_which_pages_the_environment_gives(monkeypatch):
+    monkeypatch.setenv(HUGE_PAGES_ENV, "1")
+    assert page_setting() == "2 MB pages"
+    monkeypatch.setenv(HUGE_PAGES_ENV, "0")
+    assert page_setting() == "4 KB pages"
+    if not torch.cuda.is_available():
+        assert "4 KB pages" in device_description()

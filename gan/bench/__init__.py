@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import torch
 
+from gan.utils.memory import page_setting
+
 
 def synchronize() -> None:
     """Wait for queued GPU work, so that a timer stopped after it counts it (nothing to wait for on a CPU)."""
@@ -43,4 +45,4 @@ def device_description() -> str:
     """The machine a benchmark ran on, for the table's caption."""
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
-    return f"CPU, {torch.get_num_threads()} threads (torch {torch.__version__})"
+    return f"CPU, {torch.get_num_threads()} threads, {page_setting()} (torch {torch.__version__})"
