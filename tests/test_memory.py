@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from gan.bench import device_description
-from gan.utils.memory import HUGE_PAGES_ENV, THP_MODE, page_setting
+from gan.utils import memory
+from gan.utils.memory import HUGE_PAGES_ENV, THP_MODE
 
 # Runs a `gan` command that imports torch and stops at its argument check, then writes a 64 MB CPU tensor and
 # prints how many KB of this process's anonymous memory the kernel maps with huge pages, before and after.
@@ -53,12 +54,45 @@ def test_the_gan_command_gets_huge_pages_for_large_tensors_unless_told_not_to():
         assert huge_page_growth("0") == 0
 
 
-@pytest.mark.skipif(not THP_MODE.exists() or "[madvise]" not in THP_MODE.read_text(),
-                    reason="the page size depends on the environment only in the kernel's madvise mode")
-def test_benchmark_captions_say_which_pages_the_environment_gives(monkeypatch):
-    monkeypatch.setenv(HUGE_PAGES_ENV, "1")
-    assert page_setting() == "2 MB pages"
-    monkeypatch.setenv(HUGE_PAGES_ENV, "0")
-    assert page_setting() == "4 KB pages"
+@pytest.mark.parametrize("mode", ["[always] madvise never", "always [madvise] never", "always madvise [never]"])
+@pytest.mark.parametrize("env_value", [None, "0", "1", "true"])
+def test_benchmark_captions_say_which_pages_the_kernel_and_environment_give(tmp_path, monkeypatch, mode, env_value):
+    mode_file = tmp_path / "enabled"
+    mode_file.write_text(mode + "\n")
+    monkeypatch.setattr(memory, "THP_MODE", mode_file)
+    if env_value is None:
+        monkeypatch.delenv(HUGE_PAGES_ENV, raising=False)
+    else:
+        monkeypatch.setenv(HUGE_PAGES_ENV, env_value)
+    huge = "[always]" in mode or ("[madvise]" in mode and env_value == "1")  # PyTorch takes "1" only
+    assert memory.page_setting() == ("2 MB pages" if huge else "4 KB pages")
     if not torch.cuda.is_available():
-        assert "4 KB pages" in device_description()
+        assert memory.page_setting() in device_description()
+
+
+# In a fresh process: the `gan` command sets the variable before anything imports torch, and keeps a preset value.
+ORDER_PROBE = """
+import sys
+import gan.cli
+
+seen = []
+def spy():
+    seen.append("torch" in sys.modules)
+    real()
+real, gan.cli.request_huge_pages = gan.cli.request_huge_pages, spy
+try:
+    gan.cli.main(["sample", "--no-such-option"])
+except SystemExit:
+    pass
+import os
+print(seen, os.environ.get("THP_MEM_ALLOC_ENABLE"))
+"""
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "1"), ("0", "0")])
+def test_the_gan_command_sets_the_variable_before_torch_loads(preset, expected):
+    env = {k: v for k, v in os.environ.items() if k != HUGE_PAGES_ENV}
+    if preset is not None:
+        env[HUGE_PAGES_ENV] = preset
+    result = subprocess.run([sys.executable, "-c", ORDER_PROBE], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.split()[-2:] == ["[False]", expected]
