@@ -37,12 +37,18 @@ print(before, huge_kb())
 """
 
 
-def huge_page_growth(env_value: str | None) -> int:
+def run_probe(code: str, env_value: str | None) -> list[str]:
+    """The last line of ``code``'s output, split, run in a fresh Python with the variable unset or set to
+    ``env_value``."""
     env = {k: v for k, v in os.environ.items() if k != HUGE_PAGES_ENV}
     if env_value is not None:
         env[HUGE_PAGES_ENV] = env_value
-    result = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True)
-    before, after = map(int, result.stdout.split()[-2:])
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return result.stdout.strip().splitlines()[-1].split()
+
+
+def huge_page_growth(env_value: str | None) -> int:
+    before, after = map(int, run_probe(PROBE, env_value))
     return after - before
 
 
@@ -91,8 +97,4 @@ print(seen, os.environ.get("THP_MEM_ALLOC_ENABLE"))
 
 @pytest.mark.parametrize(("preset", "expected"), [(None, "1"), ("0", "0")])
 def test_the_gan_command_sets_the_variable_before_torch_loads(preset, expected):
-    env = {k: v for k, v in os.environ.items() if k != HUGE_PAGES_ENV}
-    if preset is not None:
-        env[HUGE_PAGES_ENV] = preset
-    result = subprocess.run([sys.executable, "-c", ORDER_PROBE], env=env, capture_output=True, text=True, check=True)
-    assert result.stdout.split()[-2:] == ["[False]", expected]
+    assert run_probe(ORDER_PROBE, preset) == ["[False]", expected]
