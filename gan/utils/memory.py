@@ -6,8 +6,7 @@ step (activations, gradients, FFT buffers), so that mapping cost rivals the arit
 CPU machine, 2 MB transparent huge pages made a 64->64 3x3 conv's forward + backward (batch 64, 64 px) about 30 %
 faster and a ResNet SNGAN step about 15 % faster, with the same numbers out. PyTorch (2.2 and later) asks for them
 on Linux for its allocations of 2 MB and more when ``THP_MEM_ALLOC_ENABLE=1``, read once at its first allocation,
-hence before torch is imported.
-Setting the variable to 0 yourself keeps the kernel's 4 KB pages.
+hence before torch is imported. Setting the variable to 0 yourself keeps the kernel's 4 KB pages.
 """
 
 from __future__ import annotations
