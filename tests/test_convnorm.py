@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
-from gan.layers import dispatch
+from gan.layers import dispatch, fourier
 from gan.layers.convnorm import ALGORITHMS, CHOICES, ConvNorm2d, _pair, choice_name, dilate_kernel, ema_factor
 from gan.layers.fourier import fourier_convnorm, onesided_to_full, preconditioner, resample_frequency_response
 from gan.layers.spatial import INVERSES, spatial_convnorm
@@ -488,6 +488,37 @@ def test_both_inverses_of_the_spatial_path_equal_the_reference(inverse, k, p, s,
         results.append((z, v, *torch.autograd.grad((z * target).sum(), (x, layer.weight))))
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("k,p,s,groups,dilation,size", DISPATCH_CASES)
+def test_the_fast_paths_product_in_row_blocks_equals_the_reference(k, p, s, groups, dilation, size, monkeypatch):
+    """On a CPU the fast path builds and uses its weight spectrum a few frequency rows at a time (an internal
+    choice sized by ``BLOCK_ELEMENTS``): with one row per block it must still give the reference's outputs, V,
+    gradients and double backward."""
+    monkeypatch.setattr(fourier, "BLOCK_ELEMENTS", 1)
+    torch.manual_seed(0)
+    padding = tuple(dilation * q for q in _pair(p, "padding"))
+    conv = torch.nn.Conv2d(4, 6, k, stride=s, padding=padding, dilation=dilation, groups=groups, bias=True).double()
+    layer = ConvNorm2d.from_conv(conv).double()
+    x = torch.randn(3, 4, *size, dtype=torch.float64, requires_grad=True)
+    results = []
+    for c in (("reference", None), ("fast", "dft")):
+        z, v = layer.normalize(x, choice=c)
+        (gx,) = torch.autograd.grad(z.square().sum(), x, create_graph=True)
+        results.append((z, v, gx, *torch.autograd.grad(gx.square().sum(), (x, layer.weight))))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    weight = dilate_kernel(layer.weight, layer.dilation)  # V given (eval mode, kept V): each block takes its rows
+    given, _ = fourier_convnorm(x, weight, layer.bias, results[0][1], layer.eps, layer.padding, layer.stride, groups)
+    torch.testing.assert_close(given, results[0][0], rtol=1e-10, atol=1e-12)
+
+
+def test_row_blocks_cover_every_row_once_in_blocks_of_the_set_size(monkeypatch):
+    monkeypatch.setattr(fourier, "BLOCK_ELEMENTS", 25)
+    blocks = fourier._row_blocks(7, 10, torch.device("cpu"))  # 25 // 10 = 2 rows a block
+    assert [(b.start, b.stop) for b in blocks] == [(0, 2), (2, 4), (4, 6), (6, 7)]
+    assert fourier._row_blocks(7, 100, torch.device("cpu")) == [slice(i, i + 1) for i in range(7)]  # at least a row
+    assert fourier._row_blocks(7, 10, torch.device("cuda")) == [slice(0, 7)]  # a GPU takes the grid at once
 
 
 @pytest.mark.parametrize("choice", [c for c in CHOICES if c[0] != "reference"], ids=choice_name)

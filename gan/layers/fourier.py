@@ -198,6 +198,63 @@ def _frequency_major(v: Tensor, groups: int) -> Tensor:
     return v.view(groups, c_out // groups, nh, nf).permute(2, 3, 0, 1).reshape(-1, 1, c_out // groups)
 
 
+BLOCK_ELEMENTS = 2**21  # weight-spectrum values (N_f G Ci Co per frequency row) built and used per block, CPU
+
+
+def _row_blocks(nh: int, row_elements: int, device: torch.device) -> list[slice]:
+    """The frequency rows of the fast path's product, in blocks of about ``BLOCK_ELEMENTS`` weight-spectrum values.
+
+    Why: at small batches the weight spectrum (N_h N_f Ci Co complex values) is larger than the activations, and
+    building it whole, summing it for Gauss's trick and streaming it through the product made the CPU wait on memory
+    (docs/speed.md). A block of rows is built, used and its gradient folded back while it is still in cache. A GPU
+    takes the whole grid at once: there each block would cost kernel launches instead.
+    """
+    step = nh if device.type != "cpu" else max(1, min(nh, BLOCK_ELEMENTS // max(1, row_elements)))
+    return [slice(start, min(nh, start + step)) for start in range(0, nh, step)]
+
+
+def _joined(parts: tuple[Tensor, ...], dim: int = 0) -> Tensor:
+    """``torch.cat`` that does not copy a single part."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=dim)
+
+
+def _product_block(
+    rows: slice,
+    x_hat: tuple[Tensor, Tensor],
+    along_w: tuple[Tensor, Tensor],
+    along_h: tuple[Tensor, ...],
+    v: Tensor | None,
+    energy: Tensor | None,
+    eps: float,
+    groups: int,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Z_hat = V * W_hat X_hat on the frequency rows ``rows``: (re, im) as (rows N_f G, B, Co/G), and V there.
+
+    ``x_hat``: (re, im) of the input's spectrum as (N_h, N_f G, B, Ci/G); ``along_w``: the kernel rows' spectra
+    along W, whose transform along H on ``rows`` gives this block's weight spectrum; ``v``: V on the whole
+    one-sided grid, or None to compute it here from this block's weight spectrum (``energy`` then needed).
+    """
+    b, ci = x_hat[0].shape[-2:]
+    n_rows = rows.stop - rows.start
+    w_hat = _complex_mm(tuple(m[rows] for m in along_h), *along_w)  # (rows, N_f G Ci Co)
+    wr, wi = (t.view(n_rows * x_hat[0].shape[1], ci, -1) for t in w_hat)  # (rows N_f G, Ci/G, Co/G)
+    c_out = wr.shape[-1] * groups
+    if v is None:
+        power = (wr.detach().square() + wi.detach().square()).sum(dim=1)  # (rows N_f G, Co/G)
+        power = power.view(n_rows, -1, groups, c_out // groups).permute(2, 3, 0, 1).reshape(c_out, n_rows, -1)
+        v = _regularised_rsqrt(power, energy, eps)
+    else:
+        v = v[:, rows]
+    v_batched = _frequency_major(v, groups)  # (rows N_f G, 1, Co/G)
+    scale_output = b < ci  # V scales the smaller of the weight spectrum and the output
+    if not scale_output:
+        wr, wi = wr * v_batched, wi * v_batched
+    zr, zi = _complex_bmm(x_hat[0][rows].flatten(0, 1), x_hat[1][rows].flatten(0, 1), wr, wi)
+    if scale_output:
+        zr, zi = zr * v_batched, zi * v_batched
+    return zr, zi, v
+
+
 def _dft_product(
     x: Tensor,
     weight: Tensor,
@@ -218,20 +275,15 @@ def _dft_product(
     plan = _dft_plan((h, w), (kh, kw), padding, stride, x.dtype, x.device)
     nh, nf = h + kh - 1, (w + kw - 1) // 2 + 1
     kernel = weight.view(groups, co, ci, kh, kw).permute(3, 4, 0, 2, 1).reshape(kh, kw, -1)
-    wr, wi = (t.view(-1, ci, co) for t in _forward_dft(kernel, plan["k_w"], plan["k_h"]))  # (N_h N_f G, Ci, Co)
-    if v is None:
-        power = (wr.detach().square() + wi.detach().square()).sum(dim=1)  # (N_h N_f G, Co)
-        power = power.view(nh, nf, groups, co).permute(2, 3, 0, 1).reshape(c_out, nh, nf)
-        v = _regularised_rsqrt(power, _energy(weight), eps)
-    v_batched = _frequency_major(v, groups)
-    scale_output = b < ci  # V scales the smaller of the weight spectrum and the output
-    if not scale_output:
-        wr, wi = wr * v_batched, wi * v_batched
+    along_w = tuple((m @ kernel).view(kh, -1) for m in plan["k_w"])  # (k_h, N_f G Ci Co): the kernel rows' spectra
     pixels = x.view(b, groups, ci, h, w).permute(3, 4, 1, 0, 2).reshape(h, w, -1)  # (H, W, G B Ci)
-    xr, xi = (t.view(-1, b, ci) for t in _forward_dft(pixels, plan["x_w"], plan["x_h"]))  # (N_h N_f G, B, Ci)
-    zr, zi = _complex_bmm(xr, xi, wr, wi)  # (N_h N_f G, B, Co)
-    if scale_output:
-        zr, zi = zr * v_batched, zi * v_batched
+    xr, xi = (t.view(nh, -1, b, ci) for t in _forward_dft(pixels, plan["x_w"], plan["x_h"]))  # (N_h, N_f G, B, Ci)
+    energy = _energy(weight) if v is None else None
+    blocks = [_product_block(rows, (xr, xi), along_w, plan["k_h"], v, energy, eps, groups)
+              for rows in _row_blocks(nh, nf * ci * c_out, x.device)]
+    zr, zi, v_blocks = zip(*blocks)
+    zr, zi = _joined(zr), _joined(zi)
+    v = _joined(v_blocks, dim=1) if v is None else v
     wre, wim = plan["inv_w"]
     ho, wo = plan["inv_h"][0].shape[0], wre.shape[0]
     yr, yi = (t.view(ho, nf, -1) for t in _complex_mm(plan["inv_h"], zr.view(nh, -1), zi.view(nh, -1)))
