@@ -513,9 +513,10 @@ def test_the_fast_paths_product_in_row_blocks_equals_the_reference(k, p, s, grou
     torch.testing.assert_close(given, results[0][0], rtol=1e-10, atol=1e-12)
 
 
-def test_row_blocks_cover_every_row_once_in_blocks_of_the_set_size(monkeypatch):
-    monkeypatch.setattr(fourier, "BLOCK_ELEMENTS", 25)
-    blocks = fourier._row_blocks(7, 10, torch.device("cpu"))  # 25 // 10 = 2 rows a block
+def test_row_blocks_cover_every_row_once_in_blocks_of_the_set_size_per_thread(monkeypatch):
+    monkeypatch.setattr(fourier, "BLOCK_ELEMENTS", 10)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    blocks = fourier._row_blocks(7, 10, torch.device("cpu"))  # 10 values a thread, 2 threads: 2 rows a block
     assert [(b.start, b.stop) for b in blocks] == [(0, 2), (2, 4), (4, 6), (6, 7)]
     assert fourier._row_blocks(7, 100, torch.device("cpu")) == [slice(i, i + 1) for i in range(7)]  # at least a row
     assert fourier._row_blocks(7, 10, torch.device("cuda")) == [slice(0, 7)]  # a GPU takes the grid at once

@@ -198,18 +198,21 @@ def _frequency_major(v: Tensor, groups: int) -> Tensor:
     return v.view(groups, c_out // groups, nh, nf).permute(2, 3, 0, 1).reshape(-1, 1, c_out // groups)
 
 
-BLOCK_ELEMENTS = 2**21  # weight-spectrum values (N_f G Ci Co per frequency row) built and used per block, CPU
+BLOCK_ELEMENTS = 2**21  # weight-spectrum values per torch thread built and used as one block of rows (CPU)
 
 
 def _row_blocks(nh: int, row_elements: int, device: torch.device) -> list[slice]:
-    """The frequency rows of the fast path's product, in blocks of about ``BLOCK_ELEMENTS`` weight-spectrum values.
+    """The frequency rows of the fast path's product, in blocks of about ``BLOCK_ELEMENTS`` weight-spectrum values
+    per torch thread (``row_elements`` = N_f G Ci Co values in a row).
 
     Why: at small batches the weight spectrum (N_h N_f Ci Co complex values) is larger than the activations, and
     building it whole, summing it for Gauss's trick and streaming it through the product made the CPU wait on memory
     (docs/speed.md). A block of rows is built, used and its gradient folded back while it is still in cache. A GPU
     takes the whole grid at once: there each block would cost kernel launches instead.
     """
-    step = nh if device.type != "cpu" else max(1, min(nh, BLOCK_ELEMENTS // max(1, row_elements)))
+    if device.type != "cpu":
+        return [slice(0, nh)]
+    step = max(1, min(nh, BLOCK_ELEMENTS * torch.get_num_threads() // max(1, row_elements)))
     return [slice(start, min(nh, start + step)) for start in range(0, nh, step)]
 
 
