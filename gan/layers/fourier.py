@@ -270,7 +270,8 @@ def _dft_product(
     """The Fourier-domain product with the DFTs as small real matmuls (the CPU backend).
 
     Batch and channels ride along as the trailing dimension of every transform, so the one transposition each
-    way is a plain (pixels x B*C) one.
+    way is a plain (pixels x B*C) one. The weight spectrum is built and used a block of frequency rows at a time
+    (:func:`_row_blocks`).
     """
     b, c_in, h, w = x.shape
     c_out, _, kh, kw = weight.shape
