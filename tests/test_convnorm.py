@@ -490,17 +490,25 @@ def test_both_inverses_of_the_spatial_path_equal_the_reference(inverse, k, p, s,
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("rows_per_block", [1, 2])
+@pytest.mark.parametrize("batch", [1, 5])  # below and above C_in/G: V scales the output, or the weight spectrum
 @pytest.mark.parametrize("k,p,s,groups,dilation,size", DISPATCH_CASES)
-def test_the_fast_paths_product_in_row_blocks_equals_the_reference(k, p, s, groups, dilation, size, monkeypatch):
+def test_the_fast_paths_product_in_row_blocks_equals_the_reference(k, p, s, groups, dilation, size, batch,
+                                                                   rows_per_block, monkeypatch):
     """On a CPU the fast path builds and uses its weight spectrum a few frequency rows at a time (an internal
-    choice sized by ``BLOCK_ELEMENTS``): with one row per block it must still give the reference's outputs, V,
-    gradients and double backward."""
-    monkeypatch.setattr(fourier, "BLOCK_ELEMENTS", 1)
+    choice sized by ``BLOCK_ELEMENTS``): in blocks of one or two rows (the last one shorter where N_h is odd) it
+    must still give the reference's outputs, V, gradients and double backward, and with V given (eval mode) too."""
     torch.manual_seed(0)
     padding = tuple(dilation * q for q in _pair(p, "padding"))
     conv = torch.nn.Conv2d(4, 6, k, stride=s, padding=padding, dilation=dilation, groups=groups, bias=True).double()
     layer = ConvNorm2d.from_conv(conv).double()
-    x = torch.randn(3, 4, *size, dtype=torch.float64, requires_grad=True)
+    kernel = dilate_kernel(layer.weight, layer.dilation).shape[-2:]
+    n_h, n_w = size[0] + kernel[0] - 1, size[1] + kernel[1] - 1
+    row_elements = (n_w // 2 + 1) * (4 // groups) * 6  # N_f G (Ci/G) (Co/G)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    monkeypatch.setattr(fourier, "BLOCK_ELEMENTS", rows_per_block * row_elements)
+    assert fourier._row_blocks(n_h, row_elements, torch.device("cpu"))[0] == min(rows_per_block, n_h)
+    x = torch.randn(batch, 4, *size, dtype=torch.float64, requires_grad=True)
     results = []
     for c in (("reference", None), ("fast", "dft")):
         z, v = layer.normalize(x, choice=c)
@@ -508,18 +516,23 @@ def test_the_fast_paths_product_in_row_blocks_equals_the_reference(k, p, s, grou
         results.append((z, v, gx, *torch.autograd.grad(gx.square().sum(), (x, layer.weight))))
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
-    weight = dilate_kernel(layer.weight, layer.dilation)  # V given (eval mode, kept V): each block takes its rows
-    given, _ = fourier_convnorm(x, weight, layer.bias, results[0][1], layer.eps, layer.padding, layer.stride, groups)
-    torch.testing.assert_close(given, results[0][0], rtol=1e-10, atol=1e-12)
+    given_v = onesided_to_full(results[0][1], n_w)[..., : n_w // 2 + 1]  # as eval mode passes it: a strided view
+    outputs = []
+    for backend in ("fft", "dft"):
+        weight = dilate_kernel(layer.weight, layer.dilation)
+        z, _ = fourier_convnorm(x, weight, layer.bias, given_v, layer.eps, layer.padding, layer.stride, groups,
+                                backend=backend)
+        outputs.append((z, *torch.autograd.grad(z.square().sum(), (x, layer.weight))))
+    for a, b in zip(*outputs):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
 def test_row_blocks_cover_every_row_once_in_blocks_of_the_set_size_per_thread(monkeypatch):
     monkeypatch.setattr(fourier, "BLOCK_ELEMENTS", 10)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-    blocks = fourier._row_blocks(7, 10, torch.device("cpu"))  # 10 values a thread, 2 threads: 2 rows a block
-    assert [(b.start, b.stop) for b in blocks] == [(0, 2), (2, 4), (4, 6), (6, 7)]
-    assert fourier._row_blocks(7, 100, torch.device("cpu")) == [slice(i, i + 1) for i in range(7)]  # at least a row
-    assert fourier._row_blocks(7, 10, torch.device("cuda")) == [slice(0, 7)]  # a GPU takes the grid at once
+    assert fourier._row_blocks(7, 10, torch.device("cpu")) == [2, 2, 2, 1]  # 10 values a thread, 2 threads: 2 rows
+    assert fourier._row_blocks(7, 100, torch.device("cpu")) == [1] * 7  # at least a row a block
+    assert fourier._row_blocks(7, 10, torch.device("cuda")) == [7]  # a GPU takes the grid at once
 
 
 @pytest.mark.parametrize("choice", [c for c in CHOICES if c[0] != "reference"], ids=choice_name)

@@ -201,19 +201,19 @@ def _frequency_major(v: Tensor, groups: int) -> Tensor:
 BLOCK_ELEMENTS = 2**21  # weight-spectrum values per torch thread built and used as one block of rows (CPU)
 
 
-def _row_blocks(nh: int, row_elements: int, device: torch.device) -> list[slice]:
-    """The frequency rows of the fast path's product, in blocks of about ``BLOCK_ELEMENTS`` weight-spectrum values
-    per torch thread (``row_elements`` = N_f G Ci Co values in a row).
+def _row_blocks(nh: int, row_elements: int, device: torch.device) -> list[int]:
+    """Sizes of the blocks of frequency rows in which the fast path builds and uses its weight spectrum: about
+    ``BLOCK_ELEMENTS`` values per torch thread (``row_elements`` = N_f G (Ci/G) (Co/G) values in a row).
 
-    Why: at small batches the weight spectrum (N_h N_f Ci Co complex values) is larger than the activations, and
-    building it whole, summing it for Gauss's trick and streaming it through the product made the CPU wait on memory
-    (docs/speed.md). A block of rows is built, used and its gradient folded back while it is still in cache. A GPU
-    takes the whole grid at once: there each block would cost kernel launches instead.
+    Why: at small batches the weight spectrum (N_h N_f G matrices Ci/G x Co/G, complex) is larger than the
+    activations, and building it whole, summing it for Gauss's trick and streaming it through the product made
+    the CPU wait on memory (docs/speed.md). Built, used and differentiated a block at a time, its working set
+    stays bounded. A GPU takes the whole grid at once: there each block would cost kernel launches instead.
     """
     if device.type != "cpu":
-        return [slice(0, nh)]
+        return [nh]
     step = max(1, min(nh, BLOCK_ELEMENTS * torch.get_num_threads() // max(1, row_elements)))
-    return [slice(start, min(nh, start + step)) for start in range(0, nh, step)]
+    return [min(step, nh - start) for start in range(0, nh, step)]
 
 
 def _joined(parts: tuple[Tensor, ...], dim: int = 0) -> Tensor:
@@ -222,37 +222,37 @@ def _joined(parts: tuple[Tensor, ...], dim: int = 0) -> Tensor:
 
 
 def _product_block(
-    rows: slice,
     x_hat: tuple[Tensor, Tensor],
-    along_w: tuple[Tensor, Tensor],
-    along_h: tuple[Tensor, ...],
+    kernel_w_hat: tuple[Tensor, Tensor, Tensor],
+    k_h: tuple[Tensor, ...],
     v: Tensor | None,
     energy: Tensor | None,
     eps: float,
     groups: int,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Z_hat = V * W_hat X_hat on the frequency rows ``rows``: (re, im) as (rows N_f G, B, Co/G), and V there.
+    """Z_hat = V * W_hat X_hat on one block of frequency rows: (re, im) as (rows N_f G, B, Co/G), and V there.
 
-    ``x_hat``: (re, im) of the input's spectrum as (N_h, N_f G, B, Ci/G); ``along_w``: the kernel rows' spectra
-    along W, whose transform along H on ``rows`` gives this block's weight spectrum; ``v``: V on the whole
-    one-sided grid, or None to compute it here from this block's weight spectrum (``energy`` then needed).
+    ``x_hat``: (re, im) of the input's spectrum on these rows, (rows, N_f G, B, Ci/G); ``kernel_w_hat``: (re, im,
+    re + im) of the kernel rows' spectra along W, (k_h, N_f G Ci Co); ``k_h``: the DFT along H on these rows, as
+    :func:`_complex_mm` takes it; ``v``: V on these rows, or None to compute it from this block's weight spectrum
+    (``energy`` then needed).
     """
-    b, ci = x_hat[0].shape[-2:]
-    n_rows = rows.stop - rows.start
-    w_hat = _complex_mm(tuple(m[rows] for m in along_h), *along_w)  # (rows, N_f G Ci Co)
-    wr, wi = (t.view(n_rows * x_hat[0].shape[1], ci, -1) for t in w_hat)  # (rows N_f G, Ci/G, Co/G)
-    c_out = wr.shape[-1] * groups
+    n_rows, _, b, ci = x_hat[0].shape
+    a, _, a_plus_b, b_minus_a = k_h
+    t1 = a @ kernel_w_hat[2]  # Gauss's trick, with the kernel's sum made once for every block
+    w_hat = (t1 - a_plus_b @ kernel_w_hat[1], t1 + b_minus_a @ kernel_w_hat[0])  # (rows, N_f G Ci Co)
+    co = w_hat[0].shape[-1] // (x_hat[0].shape[1] * ci)  # Co/G: each row holds N_f G matrices Ci/G x Co/G
+    wr, wi = (t.view(-1, ci, co) for t in w_hat)  # (rows N_f G, Ci/G, Co/G)
+    c_out = co * groups
     if v is None:
         power = (wr.detach().square() + wi.detach().square()).sum(dim=1)  # (rows N_f G, Co/G)
         power = power.view(n_rows, -1, groups, c_out // groups).permute(2, 3, 0, 1).reshape(c_out, n_rows, -1)
         v = _regularised_rsqrt(power, energy, eps)
-    else:
-        v = v[:, rows]
     v_batched = _frequency_major(v, groups)  # (rows N_f G, 1, Co/G)
     scale_output = b < ci  # V scales the smaller of the weight spectrum and the output
     if not scale_output:
         wr, wi = wr * v_batched, wi * v_batched
-    zr, zi = _complex_bmm(x_hat[0][rows].flatten(0, 1), x_hat[1][rows].flatten(0, 1), wr, wi)
+    zr, zi = _complex_bmm(x_hat[0].flatten(0, 1), x_hat[1].flatten(0, 1), wr, wi)
     if scale_output:
         zr, zi = zr * v_batched, zi * v_batched
     return zr, zi, v
@@ -271,7 +271,7 @@ def _dft_product(
 
     Batch and channels ride along as the trailing dimension of every transform, so the one transposition each
     way is a plain (pixels x B*C) one. The weight spectrum is built and used a block of frequency rows at a time
-    (:func:`_row_blocks`).
+    (:func:`_row_blocks`); the blocks' inputs are split once, so that the backward joins their gradients once.
     """
     b, c_in, h, w = x.shape
     c_out, _, kh, kw = weight.shape
@@ -279,12 +279,18 @@ def _dft_product(
     plan = _dft_plan((h, w), (kh, kw), padding, stride, x.dtype, x.device)
     nh, nf = h + kh - 1, (w + kw - 1) // 2 + 1
     kernel = weight.view(groups, co, ci, kh, kw).permute(3, 4, 0, 2, 1).reshape(kh, kw, -1)
-    along_w = tuple((m @ kernel).view(kh, -1) for m in plan["k_w"])  # (k_h, N_f G Ci Co): the kernel rows' spectra
+    kr, ki = ((m @ kernel).view(kh, -1) for m in plan["k_w"])  # (k_h, N_f G Ci Co): the kernel rows' spectra
     pixels = x.view(b, groups, ci, h, w).permute(3, 4, 1, 0, 2).reshape(h, w, -1)  # (H, W, G B Ci)
     xr, xi = (t.view(nh, -1, b, ci) for t in _forward_dft(pixels, plan["x_w"], plan["x_h"]))  # (N_h, N_f G, B, Ci)
+    sizes = _row_blocks(nh, nf * ci * c_out, x.device)
     energy = _energy(weight) if v is None else None
-    blocks = [_product_block(rows, (xr, xi), along_w, plan["k_h"], v, energy, eps, groups)
-              for rows in _row_blocks(nh, nf * ci * c_out, x.device)]
+    v_rows = v.split(sizes, dim=1) if v is not None else [None] * len(sizes)
+    k_h = zip(*(m.split(sizes) for m in plan["k_h"]))
+    kernel_w_hat = (kr, ki, kr + ki)
+    blocks = [
+        _product_block((r, i), kernel_w_hat, k, block_v, energy, eps, groups)
+        for r, i, k, block_v in zip(xr.split(sizes), xi.split(sizes), k_h, v_rows)
+    ]
     zr, zi, v_blocks = zip(*blocks)
     zr, zi = _joined(zr), _joined(zi)
     v = _joined(v_blocks, dim=1) if v is None else v
