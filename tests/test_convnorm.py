@@ -533,6 +533,8 @@ def test_row_blocks_cover_every_row_once_in_blocks_of_the_set_size_per_thread(mo
     assert fourier._row_blocks(7, 10, torch.device("cpu")) == [2, 2, 2, 1]  # 10 values a thread, 2 threads: 2 rows
     assert fourier._row_blocks(7, 100, torch.device("cpu")) == [1] * 7  # at least a row a block
     assert fourier._row_blocks(7, 10, torch.device("cuda")) == [7]  # a GPU takes the grid at once
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    assert fourier._row_blocks(7, 10, torch.device("cpu")) == [7]  # and so does torch.compile
 
 
 @pytest.mark.parametrize("choice", [c for c in CHOICES if c[0] != "reference"], ids=choice_name)

@@ -208,9 +208,10 @@ def _row_blocks(nh: int, row_elements: int, device: torch.device) -> list[int]:
     Why: at small batches the weight spectrum (N_h N_f G matrices Ci/G x Co/G, complex) is larger than the
     activations, and building it whole, summing it for Gauss's trick and streaming it through the product made
     the CPU wait on memory (docs/speed.md). Built, used and differentiated a block at a time, its working set
-    stays bounded. A GPU takes the whole grid at once: there each block would cost kernel launches instead.
+    stays bounded. A GPU takes the whole grid at once: there each block would cost kernel launches instead; so does
+    torch.compile, which plans memory itself (and cannot trace ``torch.get_num_threads``).
     """
-    if device.type != "cpu":
+    if device.type != "cpu" or torch.compiler.is_compiling():
         return [nh]
     step = max(1, min(nh, BLOCK_ELEMENTS * torch.get_num_threads() // max(1, row_elements)))
     return [min(step, nh - start) for start in range(0, nh, step)]
