@@ -168,10 +168,13 @@ def _forward_dft(t: Tensor, along_w: tuple[Tensor, ...], along_h: tuple[Tensor, 
     return _complex_mm(along_h, (along_w[0] @ t).view(h, -1), (along_w[1] @ t).view(h, -1))
 
 
-def _complex_mm(matrix: tuple[Tensor, ...], xr: Tensor, xi: Tensor) -> tuple[Tensor, Tensor]:
-    """(A + iB) @ (xr + i xi) with three real matmuls (Gauss's trick); ``matrix`` = (A, B, A + B, B - A)."""
+def _complex_mm(
+    matrix: tuple[Tensor, ...], xr: Tensor, xi: Tensor, x_sum: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """(A + iB) @ (xr + i xi) with three real matmuls (Gauss's trick); ``matrix`` = (A, B, A + B, B - A);
+    ``x_sum`` = xr + xi where the caller has it already (one right factor used with many left ones)."""
     a, _, a_plus_b, b_minus_a = matrix
-    t1 = a @ (xr + xi)
+    t1 = a @ (xr + xi if x_sum is None else x_sum)
     return t1 - a_plus_b @ xi, t1 + b_minus_a @ xr
 
 
@@ -239,15 +242,12 @@ def _product_block(
     (``energy`` then needed).
     """
     n_rows, _, b, ci = x_hat[0].shape
-    a, _, a_plus_b, b_minus_a = k_h
-    t1 = a @ kernel_w_hat[2]  # Gauss's trick, with the kernel's sum made once for every block
-    w_hat = (t1 - a_plus_b @ kernel_w_hat[1], t1 + b_minus_a @ kernel_w_hat[0])  # (rows, N_f G Ci Co)
+    w_hat = _complex_mm(k_h, *kernel_w_hat)  # (rows, N_f G Ci Co); the kernel's Gauss sum made once for every block
     co = w_hat[0].shape[-1] // (x_hat[0].shape[1] * ci)  # Co/G: each row holds N_f G matrices Ci/G x Co/G
     wr, wi = (t.view(-1, ci, co) for t in w_hat)  # (rows N_f G, Ci/G, Co/G)
-    c_out = co * groups
     if v is None:
         power = (wr.detach().square() + wi.detach().square()).sum(dim=1)  # (rows N_f G, Co/G)
-        power = power.view(n_rows, -1, groups, c_out // groups).permute(2, 3, 0, 1).reshape(c_out, n_rows, -1)
+        power = power.view(n_rows, -1, groups, co).permute(2, 3, 0, 1).reshape(co * groups, n_rows, -1)
         v = _regularised_rsqrt(power, energy, eps)
     v_batched = _frequency_major(v, groups)  # (rows N_f G, 1, Co/G)
     scale_output = b < ci  # V scales the smaller of the weight spectrum and the output
