@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gan.layers.fourier import (
-    _energy,
     _regularised_rsqrt,
     add_filtered_bias,
     crop_and_stride,
@@ -85,16 +84,40 @@ def _onesided_adjoint_weights(grid: tuple[int, int], spectrum: Tensor) -> Tensor
     return weights.to(dtype=spectrum.real.dtype, device=spectrum.device)
 
 
-def power_spectrum(weight: Tensor, grid: tuple[int, int]) -> Tensor:
-    """S[c, f] = sum_c' |W_hat[c, c', f]|^2 on the one-sided ``grid``, as the DFT of the kernels' autocorrelation.
+@functools.lru_cache(maxsize=32)
+def _lag_sums(kernel: tuple[int, int], dtype: torch.dtype, device: torch.device) -> Tensor:
+    """0/1 matrix (k_h k_w k_h k_w, (2k_h - 1)(2k_w - 1)) that sends tap pair (a, b) to its lag a - b."""
+    kh, kw = kernel
+    taps = torch.arange(kh * kw)
+    rows, cols = taps // kw, taps % kw
+    lag = ((rows[:, None] - rows + kh - 1) * (2 * kw - 1) + cols[:, None] - cols + kw - 1).reshape(-1)
+    sums = torch.zeros(lag.numel(), (2 * kh - 1) * (2 * kw - 1), dtype=dtype)
+    sums[torch.arange(lag.numel()), lag] = 1
+    return sums.to(device)
 
-    The autocorrelation sum_c' w_cc' * w_cc' is (2k-1) x (2k-1) per output channel, wrapped onto the grid, so
-    the FFTs run over C_out maps instead of the C_out * C_in / G that transforming the kernels themselves needs.
+
+def autocorrelation(weight: Tensor) -> Tensor:
+    """sum_c' w_cc' * w_cc' per output channel, (C_out, 2k_h - 1, 2k_w - 1), lag (-(k-1) .. k-1) at index lag + k - 1.
+
+    Made from each output channel's Gram matrix of kernel taps (k_h k_w x k_h k_w, summed over input channels),
+    whose entries are summed by lag: one batched matmul over the weight. A grouped conv of the kernels with themselves
+    computes the same, but on a 1024 -> 1024 3x3 layer it took 60 ms where this takes 16 (one CPU thread).
     """
     c_out, ci, kh, kw = weight.shape
-    w = weight.detach().reshape(1, c_out * ci, kh, kw)
-    lags = F.conv2d(w, w.reshape(c_out * ci, 1, kh, kw), padding=(kh - 1, kw - 1), groups=c_out * ci)
-    lags = lags.view(c_out, ci, 2 * kh - 1, 2 * kw - 1).sum(dim=1)  # lag (-(k-1) .. k-1) at index lag + k - 1
+    taps = weight.detach().reshape(c_out, ci, kh * kw)
+    gram = (taps.mT @ taps).reshape(c_out, -1)  # (C_out, k_h k_w k_h k_w)
+    return (gram @ _lag_sums((kh, kw), gram.dtype, gram.device)).view(c_out, 2 * kh - 1, 2 * kw - 1)
+
+
+def power_spectrum(weight: Tensor, grid: tuple[int, int], lags: Tensor | None = None) -> Tensor:
+    """S[c, f] = sum_c' |W_hat[c, c', f]|^2 on the one-sided ``grid``, as the DFT of the kernels' autocorrelation
+    (``lags``, :func:`autocorrelation`'s, made here if not given).
+
+    The autocorrelation is (2k-1) x (2k-1) per output channel, wrapped onto the grid, so the FFTs run over C_out
+    maps instead of the C_out * C_in / G that transforming the kernels themselves needs.
+    """
+    kh, kw = weight.shape[-2:]
+    lags = autocorrelation(weight) if lags is None else lags
     for dim, k, n in ((1, kh, grid[0]), (2, kw, grid[1])):  # wrap the lags onto the circular grid
         shape = list(lags.shape)
         shape[dim] = n
@@ -104,8 +127,12 @@ def power_spectrum(weight: Tensor, grid: tuple[int, int]) -> Tensor:
 
 
 def autocorrelation_preconditioner(weight: Tensor, grid: tuple[int, int], eps: float) -> Tensor:
-    """V on the one-sided ``grid`` from :func:`power_spectrum` (C_out FFTs, not C_out * C_in / G)."""
-    return _regularised_rsqrt(power_spectrum(weight, grid).clamp(min=0), _energy(weight), eps)
+    """V on the one-sided ``grid`` from :func:`power_spectrum` (C_out FFTs, not C_out * C_in / G); the energy
+    ||w_c||^2 is the autocorrelation at lag 0."""
+    kh, kw = weight.shape[-2:]
+    lags = autocorrelation(weight)
+    energy = lags[:, kh - 1, kw - 1].reshape(-1, 1, 1)
+    return _regularised_rsqrt(power_spectrum(weight, grid, lags).clamp(min=0), energy, eps)
 
 
 def spatial_convnorm(
