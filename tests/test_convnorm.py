@@ -24,7 +24,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from gan.layers import dispatch, fourier
 from gan.layers.convnorm import ALGORITHMS, CHOICES, ConvNorm2d, _pair, choice_name, dilate_kernel, ema_factor
 from gan.layers.fourier import fourier_convnorm, onesided_to_full, preconditioner, resample_frequency_response
-from gan.layers.spatial import INVERSES, spatial_convnorm
+from gan.layers.spatial import INVERSES, autocorrelation, spatial_convnorm
 from gan.layers.spectrum import conv_spectral_norm, convnorm_spectral_norm
 
 SPEC_CASES = [(1, 0, 1), (1, 0, 2), (3, 0, 1), (3, 1, 1), (3, 1, 2), (4, 1, 2), (4, 2, 2), (5, 2, 1), (5, 2, 2)]
@@ -417,6 +417,22 @@ def test_preconditioner_matches_fast_path_V():
     x = torch.randn(2, 6, 8, 9, dtype=torch.float64)
     _, v_fast = layer.normalize(x)
     torch.testing.assert_close(v_fast, preconditioner(layer.weight, layer.grid(8, 9), layer.eps), rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("shape", [(5, 3, 3, 3), (4, 2, 2, 5), (3, 1, 1, 4)])
+def test_autocorrelation_sums_each_lags_tap_products_over_input_channels(shape):
+    """lags[c, dh + k_h - 1, dw + k_w - 1] = sum over c' and taps t of w[c, c', t + d] * w[c, c', t], written out."""
+    torch.manual_seed(0)
+    weight = torch.randn(*shape, dtype=torch.float64)
+    kh, kw = shape[-2:]
+    expected = torch.zeros(shape[0], 2 * kh - 1, 2 * kw - 1, dtype=torch.float64)
+    for dh in range(1 - kh, kh):
+        for dw in range(1 - kw, kw):
+            for th in range(max(0, -dh), min(kh, kh - dh)):
+                for tw in range(max(0, -dw), min(kw, kw - dw)):
+                    products = weight[:, :, th + dh, tw + dw] * weight[:, :, th, tw]
+                    expected[:, dh + kh - 1, dw + kw - 1] += products.sum(1)
+    torch.testing.assert_close(autocorrelation(weight), expected, rtol=1e-12, atol=1e-12)
 
 
 # the GPU backend (cuFFT + complex matmul) computes the same operator; CI has no GPU, so check it on the CPU
