@@ -55,13 +55,16 @@ def _tap_sum(
 ) -> tuple[Tensor, Tensor]:
     """sum_p X[rows p .. p + rows) @ K[:, p], complex, by Gauss's trick with the input's sum ``xs = xr + xi`` formed
     once: X (M, R * B, C) with rows ordered (row, sample), K (M, k_h, C, C') -> (M, rows * B, C'). Each tap reads
-    its rows of X in place, so no k_h-fold copy of the input is ever made."""
+    its rows of X in place, so no k_h-fold copy of the input is ever made, and accumulates in place into the first
+    tap's products (an out-of-place ``baddbmm`` copies its accumulator first: 2-16 % of this path at batch 8-32).
+    In place is safe under autograd too (a gradient penalty's double backward): no product's backward reads its
+    output."""
     acc = [None, None, None]
     for p in range(kr.shape[1]):
         window = slice(p * batch, (p + rows) * batch)
         factors = ((xs, kr[:, p]), (xr, ki[:, p] - kr[:, p]), (xi, kr[:, p] + ki[:, p]))
-        acc = [x[:, window] @ k if a is None else torch.baddbmm(a, x[:, window], k) for a, (x, k) in zip(acc, factors)]
-    return acc[0] - acc[2], acc[0] + acc[1]
+        acc = [x[:, window] @ k if a is None else a.baddbmm_(x[:, window], k) for a, (x, k) in zip(acc, factors)]
+    return acc[2].neg_().add_(acc[0]), acc[1].add_(acc[0])
 
 
 class _HeightCorrelation(torch.autograd.Function):
