@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from gan.layers.fourier import (
@@ -62,9 +61,30 @@ def _tap_sum(
     acc = [None, None, None]
     for p in range(kr.shape[1]):
         window = slice(p * batch, (p + rows) * batch)
-        factors = ((xs, kr[:, p]), (xr, ki[:, p] - kr[:, p]), (xi, kr[:, p] + ki[:, p]))
+        factors = zip((xs, xr, xi), _gauss_kernels(kr, ki, p))
         acc = [x[:, window] @ k if a is None else a.baddbmm_(x[:, window], k) for a, (x, k) in zip(acc, factors)]
     return acc[2].neg_().add_(acc[0]), acc[1].add_(acc[0])
+
+
+def _tap_scatter(
+    xs: Tensor, xr: Tensor, xi: Tensor, kr: Tensor, ki: Tensor, batch: int, rows: int
+) -> tuple[Tensor, Tensor]:
+    """The height correlation onto the full grid of ``rows`` output rows without zero-padding X: tap p adds
+    X @ K[:, p] to output rows k_h - 1 - p .. k_h - 1 - p + H, so no product ever multiplies a padded zero row (with
+    padding, k_h - 1 of every N_h rows were zeros) and X is never copied. Arguments as :func:`_tap_sum`'s, X (M, H * B,
+    C) whole."""
+    kh = kr.shape[1]
+    acc = [xr.new_zeros(xr.shape[0], rows * batch, kr.shape[-1]) for _ in range(3)]
+    for p in range(kh):
+        band = slice((kh - 1 - p) * batch, (kh - 1 - p) * batch + xr.shape[1])
+        for a, x, k in zip(acc, (xs, xr, xi), _gauss_kernels(kr, ki, p)):
+            a[:, band].baddbmm_(x, k)
+    return acc[2].neg_().add_(acc[0]), acc[1].add_(acc[0])
+
+
+def _gauss_kernels(kr: Tensor, ki: Tensor, p: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Tap p's three right factors of Gauss's trick, for the left factors (X_r + X_i, X_r, X_i)."""
+    return kr[:, p], ki[:, p] - kr[:, p], kr[:, p] + ki[:, p]
 
 
 class _HeightCorrelation(torch.autograd.Function):
@@ -80,9 +100,8 @@ class _HeightCorrelation(torch.autograd.Function):
     def forward(ctx, xr: Tensor, xi: Tensor, kr: Tensor, ki: Tensor):  # noqa: ANN001, ANN205
         ctx.save_for_backward(xr, xi, kr, ki)
         m, h, b, c_in = xr.shape
-        kh = kr.shape[1]
-        pr, pi = (F.pad(t, (0, 0, 0, 0, kh - 1, kh - 1)).view(m, -1, c_in) for t in (xr, xi))
-        return _tap_sum(pr + pi, pr, pi, kr, ki, b, h + kh - 1)
+        xr, xi = xr.view(m, -1, c_in), xi.view(m, -1, c_in)
+        return _tap_scatter(xr + xi, xr, xi, kr, ki, b, h + kr.shape[1] - 1)
 
     @staticmethod
     def backward(ctx, gr: Tensor, gi: Tensor):  # noqa: ANN205
@@ -94,15 +113,15 @@ class _HeightCorrelation(torch.autograd.Function):
             flipped_r, flipped_i = (k.flip(1).transpose(2, 3) for k in (kr, ki))
             dxr, dxi = _tap_sum(gr + gi, gr, gi, flipped_r, -flipped_i, b, h)
             dxr, dxi = dxr.view(m, h, b, c_in), dxi.view(m, h, b, c_in)
-        if ctx.needs_input_grad[2] or ctx.needs_input_grad[3]:  # dK[p] = X[rows p ..]^H @ dY, Gauss with conj(X)
-            pr, pi = (F.pad(t, (0, 0, 0, 0, kh - 1, kh - 1)).view(m, -1, c_in) for t in (xr, xi))
-            plus, minus, g_sum = pr + pi, pr - pi, gr + gi
+        if ctx.needs_input_grad[2] or ctx.needs_input_grad[3]:  # dK[p] = X^H @ dY[tap p's rows], Gauss with conj(X)
+            xr, xi = xr.view(m, -1, c_in), xi.view(m, -1, c_in)
+            plus, minus, g_sum = xr + xi, xr - xi, gr + gi
             taps_r, taps_i = [], []
-            for p in range(kh):
-                window = slice(p * b, (p + h + kh - 1) * b)
-                k1 = pr[:, window].mT @ g_sum
-                taps_r.append(torch.baddbmm(k1, minus[:, window].mT, gi, alpha=-1))
-                taps_i.append(torch.baddbmm(k1, plus[:, window].mT, gr, alpha=-1))
+            for p in range(kh):  # the output rows tap p wrote (see _tap_scatter)
+                band = slice((kh - 1 - p) * b, (kh - 1 - p + h) * b)
+                k1 = xr.mT @ g_sum[:, band]
+                taps_r.append(torch.baddbmm(k1, minus.mT, gi[:, band], alpha=-1))
+                taps_i.append(k1.baddbmm_(plus.mT, gr[:, band], alpha=-1))
             dkr, dki = torch.stack(taps_r, 1), torch.stack(taps_i, 1)
         return dxr, dxi, dkr, dki
 
