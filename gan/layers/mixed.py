@@ -70,7 +70,7 @@ def _tap_scatter(
     xs: Tensor, xr: Tensor, xi: Tensor, kr: Tensor, ki: Tensor, batch: int, rows: int
 ) -> tuple[Tensor, Tensor]:
     """The height correlation onto the full grid of ``rows`` output rows without zero-padding X: tap p adds
-    X @ K[:, p] to output rows k_h - 1 - p .. k_h - 1 - p + H, so no product ever multiplies a padded zero row (with
+    X @ K[:, p] to output rows [k_h - 1 - p, k_h - 1 - p + H), so no product ever multiplies a padded zero row (with
     padding, k_h - 1 of every N_h rows were zeros) and X is never copied. Arguments as :func:`_tap_sum`'s, X (M, H * B,
     C) whole."""
     kh = kr.shape[1]
@@ -100,7 +100,7 @@ class _HeightCorrelation(torch.autograd.Function):
     def forward(ctx, xr: Tensor, xi: Tensor, kr: Tensor, ki: Tensor):  # noqa: ANN001, ANN205
         ctx.save_for_backward(xr, xi, kr, ki)
         m, h, b, c_in = xr.shape
-        xr, xi = xr.view(m, -1, c_in), xi.view(m, -1, c_in)
+        xr, xi = xr.reshape(m, -1, c_in), xi.reshape(m, -1, c_in)
         return _tap_scatter(xr + xi, xr, xi, kr, ki, b, h + kr.shape[1] - 1)
 
     @staticmethod
@@ -114,7 +114,7 @@ class _HeightCorrelation(torch.autograd.Function):
             dxr, dxi = _tap_sum(gr + gi, gr, gi, flipped_r, -flipped_i, b, h)
             dxr, dxi = dxr.view(m, h, b, c_in), dxi.view(m, h, b, c_in)
         if ctx.needs_input_grad[2] or ctx.needs_input_grad[3]:  # dK[p] = X^H @ dY[tap p's rows], Gauss with conj(X)
-            xr, xi = xr.view(m, -1, c_in), xi.view(m, -1, c_in)
+            xr, xi = xr.reshape(m, -1, c_in), xi.reshape(m, -1, c_in)
             plus, minus, g_sum = xr + xi, xr - xi, gr + gi
             taps_r, taps_i = [], []
             for p in range(kh):  # the output rows tap p wrote (see _tap_scatter)
