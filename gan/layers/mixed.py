@@ -76,10 +76,15 @@ def _tap_scatter(
     kh = kr.shape[1]
     acc = [xr.new_zeros(xr.shape[0], rows * batch, kr.shape[-1]) for _ in range(3)]
     for p in range(kh):
-        band = slice((kh - 1 - p) * batch, (kh - 1 - p) * batch + xr.shape[1])
+        band = _tap_rows(p, kh, xr.shape[1] // batch, batch)
         for a, x, k in zip(acc, (xs, xr, xi), _gauss_kernels(kr, ki, p)):
             a[:, band].baddbmm_(x, k)
     return acc[2].neg_().add_(acc[0]), acc[1].add_(acc[0])
+
+
+def _tap_rows(p: int, kh: int, h: int, batch: int) -> slice:
+    """The output rows, (row, sample) ordered, that tap p of the height correlation writes: [k_h - 1 - p, .. + H)."""
+    return slice((kh - 1 - p) * batch, (kh - 1 - p + h) * batch)
 
 
 def _gauss_kernels(kr: Tensor, ki: Tensor, p: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -117,8 +122,8 @@ class _HeightCorrelation(torch.autograd.Function):
             xr, xi = xr.reshape(m, -1, c_in), xi.reshape(m, -1, c_in)
             plus, minus, g_sum = xr + xi, xr - xi, gr + gi
             taps_r, taps_i = [], []
-            for p in range(kh):  # the output rows tap p wrote (see _tap_scatter)
-                band = slice((kh - 1 - p) * b, (kh - 1 - p + h) * b)
+            for p in range(kh):
+                band = _tap_rows(p, kh, h, b)  # the output rows tap p wrote
                 k1 = xr.mT @ g_sum[:, band]
                 taps_r.append(torch.baddbmm(k1, minus.mT, gi[:, band], alpha=-1))
                 taps_i.append(k1.baddbmm_(plus.mT, gr[:, band], alpha=-1))

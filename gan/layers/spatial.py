@@ -110,19 +110,18 @@ def autocorrelation(weight: Tensor) -> Tensor:
     return lags.view(c_out, 2 * kh - 1, 2 * kw - 1)
 
 
-def power_spectrum(weight: Tensor, grid: tuple[int, int], lags: Tensor | None = None) -> Tensor:
+def power_spectrum(lags: Tensor, grid: tuple[int, int]) -> Tensor:
     """S[c, f] = sum_c' |W_hat[c, c', f]|^2 on the one-sided ``grid``, as the DFT of the kernels' autocorrelation
-    (``lags``, :func:`autocorrelation`'s, made here if not given).
+    ``lags`` (:func:`autocorrelation`'s, C_out x (2k_h - 1) x (2k_w - 1)).
 
-    The autocorrelation is (2k_h - 1) x (2k_w - 1) per output channel, wrapped onto the grid, so the FFTs run over C_out
-    maps instead of the C_out * C_in / G that transforming the kernels themselves needs.
+    The autocorrelation is wrapped onto the grid, so the FFTs run over C_out maps instead of the C_out * C_in / G that
+    transforming the kernels themselves needs.
     """
-    kh, kw = weight.shape[-2:]
-    lags = autocorrelation(weight) if lags is None else lags
-    for dim, k, n in ((1, kh, grid[0]), (2, kw, grid[1])):  # wrap the lags onto the circular grid
+    for dim, n in ((1, grid[0]), (2, grid[1])):  # wrap the lags onto the circular grid
+        k = (lags.shape[dim] + 1) // 2
         shape = list(lags.shape)
         shape[dim] = n
-        index = torch.remainder(torch.arange(1 - k, k, device=weight.device), n)
+        index = torch.remainder(torch.arange(1 - k, k, device=lags.device), n)
         lags = lags.new_zeros(shape).index_add_(dim, index, lags)
     return torch.fft.rfft2(lags).real
 
@@ -133,7 +132,7 @@ def autocorrelation_preconditioner(weight: Tensor, grid: tuple[int, int], eps: f
     kh, kw = weight.shape[-2:]
     lags = autocorrelation(weight)
     energy = lags[:, kh - 1, kw - 1].reshape(-1, 1, 1)
-    return _regularised_rsqrt(power_spectrum(weight, grid, lags).clamp(min=0), energy, eps)
+    return _regularised_rsqrt(power_spectrum(lags, grid).clamp(min=0), energy, eps)
 
 
 def spatial_convnorm(
