@@ -183,7 +183,8 @@ def test_submitit_jobs_run_the_grid_and_a_killed_run_resumes_alone(tmp_path, tin
     assert "stopped by a signal" in failed[0]
     grid = load_grid(tmp_path / "grid.yaml")
     jobs = {run.name: [job.label for job in runner.plan(grid, [run])] for run in grid.runs()}
-    assert jobs == {"convnorm-identity-s1": [], "none-s1": ["none-s1-train-resume"]}  # everything else trained and scored, as separate jobs
+    # everything else trained and scored, as separate jobs
+    assert jobs == {"convnorm-identity-s1": [], "none-s1": ["none-s1-train-resume"]}
     assert main(command) == 0
     submitted = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("submit ")]
     assert submitted == ["none-s1-train-resume", "none-s1-g0000002", "none-s1-g0000004", "none-s1-final"]
