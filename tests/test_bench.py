@@ -91,8 +91,10 @@ def test_convnorm_sweep_times_every_algorithm_the_choice_and_whole_discriminator
         assert set(row["times"]) == {"conv", "auto", *offered} and min(row["times"].values()) > 0, row["layer"]
         assert row["chosen"] in offered
         (shown,) = table_rows(printed, row["layer"])
-        best = min(row["times"][a] for a in offered)
-        assert float(shown[-1].split()[0]) == pytest.approx(row["times"]["auto"] / best, abs=0.006)
+        best, chosen, auto = min(row["times"][a] for a in offered), row["times"][row["chosen"]], row["times"]["auto"]
+        assert float(shown[-2].split()[0]) == pytest.approx(chosen / best, abs=0.006)  # the choice, forced
+        assert shown[-2].endswith("(ok)") == (chosen <= CHOSEN_SLACK * best)
+        assert float(shown[-1]) == pytest.approx(auto / chosen, abs=0.006)  # the same algorithm run twice
     assert [(w["size"], w["batch"]) for w in result["whole"]] == [(32, 2), (128, 2)]
     for w in result["whole"]:
         (shown,) = table_rows(printed, f"resnet D {w['size']}px, batch 2")
