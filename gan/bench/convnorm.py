@@ -171,14 +171,13 @@ def report_sweep(result: dict) -> str:
     rows, misses = [], 0
     for r in result["layers"]:
         t = r["times"]
-        best = min(t[a] for a in algorithms)
-        chosen_ok = t[r["chosen"]] <= CHOSEN_SLACK * best
+        forced, best = t[r["chosen"]], min(t[a] for a in algorithms)  # the chosen algorithm forced; the quickest
+        auto_cost, chosen_ok = t["auto"] / t["conv"], forced <= CHOSEN_SLACK * best
         target = SWEEP_TARGETS[r["stride"]]
         misses += not chosen_ok
         rows.append([r["layer"], f"{t['conv'] * 1e3:.2f}", *(f"{t[a] / t['conv']:.2f}" for a in algorithms),
-                     r["chosen"], f"{t['auto'] / t['conv']:.2f} ({'ok' if t['auto'] / t['conv'] <= target else 'over'}"
-                     f" <= {target})", f"{t[r['chosen']] / best:.2f} ({'ok' if chosen_ok else 'SLOWER'})",
-                     f"{t['auto'] / t[r['chosen']]:.2f}"])
+                     r["chosen"], f"{auto_cost:.2f} ({'ok' if auto_cost <= target else 'over'} <= {target})",
+                     f"{forced / best:.2f} ({'ok' if chosen_ok else 'SLOWER'})", f"{t['auto'] / forced:.2f}"])
     header = ["layer (fwd+bwd)", "conv ms", *(f"{a}/conv" for a in algorithms), "chosen", "chosen/conv",
               f"chosen/best (<= {CHOSEN_SLACK})", "auto/forced"]
     width = f", D width {result['width']}" if result["width"] else ""
