@@ -196,9 +196,10 @@ def _complex_bmm(xr: Tensor, xi: Tensor, wr: Tensor, wi: Tensor) -> tuple[Tensor
 
 
 def _frequency_major(v: Tensor, groups: int) -> Tensor:
-    """(C_out, N_h, N_f) -> (N_h * N_f * G, 1, C_out / G): the batch layout of the channel product."""
+    """(C_out, N_h, N_f) -> (N_h * N_f * G, 1, C_out / G): the batch layout of the channel product. Contiguous:
+    products by a copy with channels 630 values apart ran 1.2-4x slower (no vector loads along the channels)."""
     c_out, nh, nf = v.shape
-    return v.view(groups, c_out // groups, nh, nf).permute(2, 3, 0, 1).reshape(-1, 1, c_out // groups)
+    return v.view(groups, c_out // groups, nh, nf).permute(2, 3, 0, 1).reshape(-1, 1, c_out // groups).contiguous()
 
 
 BLOCK_ELEMENTS = 2**21  # weight-spectrum values per torch thread built and used as one block of rows (CPU)

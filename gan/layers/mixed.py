@@ -160,7 +160,7 @@ def mixed_convnorm(
     xr, xi = (plan["x_w"][0] @ pixels).view(2, m, h, b, ci)  # (N_f G, H, B, Ci) each
     yr, yi = _HeightCorrelation.apply(xr, xi, kr, ki)  # (N_f G, N_h B, Co)
     sr, si = _complex_mm(plan["dft_h"], yr.view(m, nh, b * co), yi.view(m, nh, b * co))
-    scale = v.view(groups, co, nh, nf).permute(3, 0, 2, 1).reshape(m, nh, 1, co)
+    scale = v.view(groups, co, nh, nf).permute(3, 0, 2, 1).reshape(m, nh, 1, co).contiguous()  # as _frequency_major
     sr, si = ((t.view(m, nh, b, co) * scale).view(m, nh, b * co) for t in (sr, si))
     zr, zi = _complex_mm(plan["inv_h"], sr, si)  # (N_f G, H_out, B Co)
     ho = zr.shape[1]
