@@ -196,8 +196,8 @@ def _complex_bmm(xr: Tensor, xi: Tensor, wr: Tensor, wi: Tensor) -> tuple[Tensor
 
 
 def _frequency_major(v: Tensor, groups: int) -> Tensor:
-    """(C_out, N_h, N_f) -> (N_h * N_f * G, 1, C_out / G): the batch layout of the channel product. Contiguous:
-    products by a copy with channels 630 values apart ran 1.2-4x slower (no vector loads along the channels)."""
+    """(C_out, N_h, N_f) -> (N_h * N_f * G, 1, C_out / G): the batch layout of the channel product. A copy: products
+    by the permuted view (channels N_h * N_f values apart, no vector loads along them) ran 1.2-4x slower."""
     c_out, nh, nf = v.shape
     return v.view(groups, c_out // groups, nh, nf).permute(2, 3, 0, 1).reshape(-1, 1, c_out // groups).contiguous()
 

@@ -155,7 +155,7 @@ def mixed_convnorm(
     if v is None:
         v = autocorrelation_preconditioner(weight, (nh, nw), eps)
     kernel = weight.view(groups, co, ci, kh, kw).permute(4, 0, 3, 2, 1).reshape(kw, -1)  # (k_w, G k_h Ci Co)
-    kr, ki = ((t @ kernel).view(m, kh, ci, co) for t in plan["k_w"])  # one plain matmul each: 4x quicker than einsum
+    kr, ki = ((t @ kernel).view(m, kh, ci, co) for t in plan["k_w"])  # a plain matmul each, no permuted result
     pixels = x.view(b, groups, ci, h, w).permute(4, 1, 3, 0, 2).reshape(w, -1)  # (W, G H B Ci)
     xr, xi = (plan["x_w"][0] @ pixels).view(2, m, h, b, ci)  # (N_f G, H, B, Ci) each
     yr, yi = _HeightCorrelation.apply(xr, xi, kr, ki)  # (N_f G, N_h B, Co)
