@@ -379,6 +379,16 @@ def test_autocast_runs_fourier_work_in_float32_and_returns_autocast_dtype(path):
     assert layer.weight.grad.dtype == torch.float32 and torch.isfinite(layer.weight.grad).all()
 
 
+@pytest.mark.parametrize("path", PATHS)
+def test_autocast_leaves_float64_alone_as_it_does_for_conv2d(path):
+    conv, layer = make(3, 4, 3, padding=1, algorithm=path)
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    expected = layer(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert conv(x).dtype == torch.float64
+        torch.testing.assert_close(layer(x), expected, rtol=0, atol=0)
+
+
 # argument errors ----------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "kwargs,match",
@@ -389,6 +399,8 @@ def test_autocast_runs_fourier_work_in_float32_and_returns_autocast_dtype(path):
         ({"algorithm": "dense"}, "algorithm"),
         ({"momentum": 1.5}, "momentum"),
         ({"kernel_size": (3, 3, 3)}, "kernel_size"),
+        ({"groups": 0}, "groups=0"),
+        ({"ema_horizon": 0}, "ema_horizon=0"),
     ],
 )
 def test_refused_arguments_raise_clear_errors(kwargs, match):
@@ -410,6 +422,63 @@ def test_wrong_input_channels_is_a_clear_error():
     layer = ConvNorm2d(3, 4, 3)
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         layer(torch.randn(2, 5, 8, 8))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("affine", [True, False])
+def test_input_smaller_than_the_kernel_is_a_clear_error(path, affine):
+    layer = ConvNorm2d(2, 3, 3, algorithm=path, affine=affine)
+    with pytest.raises(ValueError, match="input height 2 with padding 0 is smaller than the kernel's extent 3"):
+        layer(torch.randn(1, 2, 2, 5))
+    dilated = ConvNorm2d(2, 3, 3, padding=1, dilation=2, algorithm=path, affine=affine)
+    with pytest.raises(ValueError, match="input width 2 with padding 1 is smaller than the kernel's extent 5"):
+        dilated(torch.randn(1, 2, 5, 2))
+    assert dilated(torch.randn(1, 2, 3, 3)).shape == (1, 3, 1, 1)  # the smallest input that fits
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_forward_under_inference_mode_leaves_later_training_intact(path):
+    """Nothing made under torch.inference_mode() may be kept for training: not V of the weights (an eval forward
+    before any training computes it), not the process-wide plans (this test's geometries are used by no other test,
+    so their plans are first built here, under inference mode)."""
+    def grads(layer, x, penalty=False):
+        x = x.clone().requires_grad_(True)
+        out = layer(x)
+        if penalty:  # a gradient penalty's double backward
+            (gx,) = torch.autograd.grad(out.square().sum(), x, create_graph=True)
+            return torch.autograd.grad(gx.square().sum(), (x, layer.weight))
+        return torch.autograd.grad(out.square().sum(), (x, layer.weight))
+
+    _, layer = make(3, 4, (2, 3), stride=(2, 1), padding=(1, 1), algorithm=path)
+    fresh = type(layer)(3, 4, (2, 3), stride=(2, 1), padding=(1, 1), algorithm=path).double()
+    fresh.load_state_dict(layer.state_dict())
+    x, y = torch.randn(2, 3, 11, 13, dtype=torch.float64), torch.randn(2, 3, 9, 7, dtype=torch.float64)
+    layer.eval()
+    with torch.inference_mode():
+        layer(x)  # before any training: V of the current weights
+    layer.train()
+    for a, b in zip(grads(layer, x), grads(fresh, x)):
+        torch.testing.assert_close(a, b)
+    layer.eval()
+    with torch.inference_mode():
+        layer(y)  # another size, after training: running_V resampled, plans of a new geometry
+    layer.train()
+    for penalty in (False, True):
+        for a, b in zip(grads(layer, y, penalty), grads(fresh, y, penalty)):
+            torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_an_eval_output_can_be_backpropagated_after_a_later_train_forward(path):
+    _, layer = make(3, 4, 3, padding=1, algorithm=path)
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64, requires_grad=True)
+    layer(x)  # running_V gets its grid
+    layer.eval()
+    out = layer(x)
+    layer.train()
+    layer(x)  # updates running_V in place
+    out.sum().backward()
+    assert torch.isfinite(x.grad).all() and torch.isfinite(layer.weight.grad).all()
 
 
 def test_preconditioner_matches_fast_path_V():

@@ -96,13 +96,16 @@ def ema_factor(step: int | Tensor, horizon: int, momentum: float | None) -> floa
 
 def _check_arguments(in_channels: int, out_channels: int, groups: int, kernel_size: tuple[int, int],
                      stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int], padding_mode: str,
-                     algorithm: str, backend: str | None, affine_init: str, momentum: float | None) -> None:
+                     algorithm: str, backend: str | None, affine_init: str, momentum: float | None,
+                     ema_horizon: int) -> None:
     """ConvNorm2d's constructor arguments, each refused with a ``ValueError`` that names it and the fix."""
     if padding_mode != "zeros":
         raise ValueError(
             f"ConvNorm2d: padding_mode={padding_mode!r} is not supported; ConvNorm is defined for zero padding, "
             "use padding_mode='zeros'"
         )
+    if not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"ConvNorm2d: groups={groups!r} must be an integer >= 1 (1: an ordinary conv)")
     if in_channels % groups or out_channels % groups:
         raise ValueError(
             f"ConvNorm2d: in_channels={in_channels} and out_channels={out_channels} must both be divisible "
@@ -124,6 +127,9 @@ def _check_arguments(in_channels: int, out_channels: int, groups: int, kernel_si
         raise ValueError(f"ConvNorm2d: affine_init={affine_init!r}; choose one of {AFFINE_INITS}")
     if momentum is not None and not 0.0 < momentum <= 1.0:
         raise ValueError(f"ConvNorm2d: momentum={momentum} must be in (0, 1] or None for the cosine schedule")
+    if isinstance(ema_horizon, bool) or not isinstance(ema_horizon, int) or ema_horizon < 1:
+        raise ValueError(f"ConvNorm2d: ema_horizon={ema_horizon!r} must be an integer >= 1 (train forwards over "
+                         "which the EMA weight of V falls; the authors use 40000)")
 
 
 class ConvNorm2d(nn.Module):
@@ -170,7 +176,7 @@ class ConvNorm2d(nn.Module):
         self.padding = _pair(padding, "padding")
         self.dilation = _pair(dilation, "dilation")
         _check_arguments(in_channels, out_channels, groups, self.kernel_size, self.stride, self.padding,
-                         self.dilation, padding_mode, algorithm, backend, affine_init, momentum)
+                         self.dilation, padding_mode, algorithm, backend, affine_init, momentum, ema_horizon)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.eps, self.momentum, self.ema_horizon, self.algorithm = eps, momentum, ema_horizon, algorithm
         self.backend = backend
@@ -239,6 +245,15 @@ class ConvNorm2d(nn.Module):
     def effective_kernel_size(self) -> tuple[int, int]:
         return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation))
 
+    def _check_size(self, height: int, width: int) -> None:
+        """Refuse an input smaller than the (dilated) kernel after padding, as nn.Conv2d does, in one line."""
+        for name, n, k, p in zip(("height", "width"), (height, width), self.effective_kernel_size(), self.padding):
+            if n + 2 * p < k:
+                raise ValueError(
+                    f"ConvNorm2d: input {name} {n} with padding {p} is smaller than the kernel's extent {k}; "
+                    f"give inputs of at least {k - 2 * p} pixels or a smaller kernel"
+                )
+
     def grid(self, height: int, width: int) -> tuple[int, int]:
         """The circular grid N_h x N_w of the full convolution for an H x W input."""
         kh, kw = self.effective_kernel_size()
@@ -274,8 +289,13 @@ class ConvNorm2d(nn.Module):
         return resample_frequency_response(self.running_V, grid)[..., : grid[1] // 2 + 1]
 
     def _eval_V(self, grid: tuple[int, int]) -> Tensor | None:
-        """Eval mode's V: the running average on ``grid``; None (current weights) in train mode or before training."""
-        return None if self.training else self.running_V_at(grid)
+        """Eval mode's V: the running average on ``grid``; None (current weights) in train mode or before training.
+
+        A copy, never a view of ``running_V``: the next train forward updates that buffer in place, which would
+        break the backward of an eval output that saved the view (as the spatial and reference paths do).
+        """
+        v = None if self.training else self.running_V_at(grid)
+        return None if v is None else v.clone()
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # running_V's shape is the training grid and the choices table grows per input shape, both unknown to a
@@ -415,8 +435,10 @@ class ConvNorm2d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"ConvNorm2d: expected input of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        self._check_size(*x.shape[-2:])
         device_type = x.device.type
-        autocast = torch.is_autocast_enabled(device_type)
+        # autocast leaves float64 alone, as it does for nn.Conv2d
+        autocast = torch.is_autocast_enabled(device_type) and x.dtype != torch.float64
         out_dtype = torch.get_autocast_dtype(device_type) if autocast else x.dtype
         work_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
         with torch.autocast(device_type, enabled=False):

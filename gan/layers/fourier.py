@@ -14,10 +14,28 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+T = TypeVar("T")
+
+
+def plan_cache(maxsize: int) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """``functools.lru_cache`` for the process-wide plans (DFT matrices, index tensors), each built outside inference
+    mode: a plan first built under ``torch.inference_mode()`` would hold inference tensors, which autograd refuses to
+    save for the backward of every later training forward of that geometry, in every layer of the process."""
+    def wrap(build: Callable[..., T]) -> Callable[..., T]:
+        @functools.lru_cache(maxsize=maxsize)
+        @functools.wraps(build)
+        def cached(*args, **kwargs) -> T:  # noqa: ANN002, ANN003
+            with torch.inference_mode(False):
+                return build(*args, **kwargs)
+        return cached
+    return wrap
 
 
 def preconditioner(weight: Tensor, grid: tuple[int, int], eps: float) -> Tensor:
@@ -109,7 +127,7 @@ def onesided_weights(n: int) -> Tensor:
     return weights
 
 
-@functools.lru_cache(maxsize=128)
+@plan_cache(maxsize=128)
 def _dft_plan(
     size: tuple[int, int],
     kernel: tuple[int, int],

@@ -13,8 +13,6 @@ Every transform is a real matrix product (complex ones by Gauss's three-product 
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import Tensor
 
@@ -23,6 +21,7 @@ from gan.layers.fourier import (
     _dft_plan,
     add_filtered_bias,
     dft_matrix,
+    plan_cache,
     plan_on,
     pointwise_convnorm,
     with_gauss_sums,
@@ -30,7 +29,7 @@ from gan.layers.fourier import (
 from gan.layers.spatial import autocorrelation_preconditioner
 
 
-@functools.lru_cache(maxsize=128)
+@plan_cache(maxsize=128)
 def _plan(
     size: tuple[int, int], kernel: tuple[int, int], padding: tuple[int, int], stride: tuple[int, int],
     dtype: torch.dtype, device: torch.device,

@@ -14,8 +14,6 @@ real matrix products evaluated only at the kept pixels, which a strided layer's 
 
 from __future__ import annotations
 
-import functools
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -27,13 +25,14 @@ from gan.layers.fourier import (
     inverse_dft_matrix,
     kept_positions,
     onesided_weights,
+    plan_cache,
     pointwise_convnorm,
 )
 
 INVERSES = ("fft", "dft")
 
 
-@functools.lru_cache(maxsize=128)
+@plan_cache(maxsize=128)
 def _kept_pixel_dft(
     grid: tuple[int, int], kernel: tuple[int, int], padding: tuple[int, int], stride: tuple[int, int],
     dtype: torch.dtype, device: torch.device,
@@ -84,7 +83,7 @@ def _onesided_adjoint_weights(grid: tuple[int, int], spectrum: Tensor) -> Tensor
     return weights.to(dtype=spectrum.real.dtype, device=spectrum.device)
 
 
-@functools.lru_cache(maxsize=32)
+@plan_cache(maxsize=32)
 def _lag_index(kernel: tuple[int, int], device: torch.device) -> Tensor:
     """For each tap pair (a, b), row-major over k_h k_w x k_h k_w, the index of its lag a - b among the
     (2k_h - 1)(2k_w - 1) lags (lag d at d + k - 1 along each axis)."""

@@ -14,7 +14,7 @@ Writes that bypass the counter otherwise (in place through ``.data``, a collecti
 not seen: call :func:`forget_all` after them.
 
 While torch.compile traces or a CUDA graph captures, nothing is cached or reused: the value must be computed
-inside the graph, or a replay would reuse a stale one.
+inside the graph, or a replay would reuse a stale one. Nothing computed under ``torch.inference_mode()`` is kept.
 """
 
 from __future__ import annotations
@@ -73,8 +73,9 @@ class WeightCache:
         return value if state == self._state(param, key) else None
 
     def put(self, param: Tensor, key: Hashable, value: Tensor) -> None:
-        """Keep ``value`` for ``param`` as it is now; computed tensors (e.g. parametrized weights) are not kept."""
-        if _tracing(param) or not isinstance(param, nn.Parameter):
+        """Keep ``value`` for ``param`` as it is now; computed tensors (e.g. parametrized weights) are not kept, nor
+        values made under ``torch.inference_mode()``: autograd refuses to save such tensors for a later backward."""
+        if _tracing(param) or not isinstance(param, nn.Parameter) or torch.is_inference_mode_enabled():
             return
         # holding the parameter's storage keeps its address from being reused by another tensor
         self._entry = (self._state(param, key), param.detach(), value)
