@@ -5,6 +5,7 @@ import json
 import re
 
 import pytest
+import torch
 
 from gan.bench import convnorm as bench_convnorm
 from gan.bench.convnorm import CHOSEN_SLACK, LAYERS, sweep_cases
@@ -120,3 +121,10 @@ def test_a_sweep_stopped_midway_keeps_the_rows_it_measured(tmp_path, monkeypatch
     saved = json.loads(out.read_text())
     assert [row["chosen"] for row in saved["layers"]] == [r["chosen"] for r in measured]
     assert [row["times"] for row in saved["layers"]] == [r["times"] for r in measured] and saved["whole"] == []
+
+
+def test_a_layer_bench_takes_a_configs_convnorm_options_algorithm_included():
+    """``model.convnorm`` may force an algorithm; the bench's own fast / reference variants still run as named."""
+    case = bench_convnorm.LayerCase("t", 3, 4, 3, 1, 1, 8)
+    times = bench_convnorm.bench_layer(case, 2, 1, torch.device("cpu"), {"algorithm": "spatial", "bn": False})
+    assert set(times) == {"conv", "fast", "reference", "spectral"} and all(t > 0 for t in times.values())

@@ -92,7 +92,7 @@ def bench_layer(case: LayerCase, batch: int, repeats: int, device: torch.device,
     variants = {
         "conv": conv,
         "fast": ConvNorm2d.from_conv(conv, **{**options, "algorithm": "fast"}),
-        "reference": ConvNorm2d.from_conv(conv, algorithm="reference", **options),
+        "reference": ConvNorm2d.from_conv(conv, **{**options, "algorithm": "reference"}),
         "spectral": spectral_norm(nn.Conv2d(case.c_in, case.c_out, case.kernel, case.stride, case.padding)),
     }
     x = torch.randn(batch, case.c_in, case.size, case.size, device=device, requires_grad=True)
