@@ -3,8 +3,9 @@
 ``apply_norm(module, kind)`` walks a module tree and replaces each ``nn.Conv2d`` (shortcuts included) and, for the
 spectral kinds, wraps each ``nn.Linear`` and ``nn.Embedding`` (a projection D's class embedding, spectrally
 normalized as in the projection paper). Models are built plain, initialised, then normalized, so every norm kind
-starts from the same weights. ConvNorm is exactly invariant to per-output-channel weight scaling, so
-``convnorm+spectral`` differs from ``convnorm`` only at the linear layer (and in the affine kernel's init draw).
+starts from the same weights. ConvNorm is exactly invariant to scaling an output channel's kernel together with its
+bias, and spectral norm scales the kernel only, so ``convnorm+spectral`` differs from ``convnorm`` only at the linear
+layer, through the conv biases and in the affine kernel's init draw (docs/training.md).
 """
 
 from __future__ import annotations
