@@ -17,7 +17,7 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -29,7 +29,7 @@ from torchvision import datasets, transforms
 
 from gan.errors import UserError
 from gan.utils.files import FileLock
-from gan.utils.validate import at_least, check_image_format
+from gan.utils.validate import at_least, check_image_format, seed_in_range
 
 DATA_ROOT = ".data"  # where datasets are read from (and downloaded to) unless data.root says otherwise
 DATASETS = ("cifar10", "cifar100", "stl10", "fashion-mnist", "mnist", "folder", "synthetic")
@@ -63,6 +63,33 @@ def image_transform(image_size: int, channels: int) -> transforms.Compose:
     ])
 
 
+def check_images(files: Sequence[str | os.PathLike], where: str, same_size: bool = False) -> None:
+    """Decode every file once now, so a damaged image stops the command here with its name, not mid-run; UserError
+    naming ``where`` (the setting that points at the images) and the first bad file.
+
+    ``same_size``: the images must also share one size (``gan eval --folder`` scores them unresized, in batches that
+    only stack equal sizes).
+    """
+    bad, sizes = [], {}
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                image.load()
+                sizes.setdefault(image.size, path)
+        except Exception as err:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, bomb errors...
+            bad.append((path, err))
+    if bad:
+        path, err = bad[0]
+        raise UserError(
+            f"{where}: {len(bad)} of {len(files)} images cannot be read (first: {path}: {type(err).__name__}); "
+            "remove or replace them"
+        )
+    if same_size and len(sizes) > 1:
+        (size, path), (other, other_path) = list(sizes.items())[:2]
+        raise UserError(f"{where}: images differ in size ({path} is {size[0]}x{size[1]}, {other_path} is "
+                        f"{other[0]}x{other[1]}); resize them all to one size")
+
+
 class ImageFolderDataset(Dataset):
     """Every image file under ``root`` (any nesting), sorted by path.
 
@@ -81,27 +108,11 @@ class ImageFolderDataset(Dataset):
                 f"data.root={str(root)!r} holds no images ({', '.join(IMAGE_EXTENSIONS)}); "
                 "point data.root at a folder that contains some"
             )
-        self._check_readable()
+        check_images(self.files, f"data.root={str(self.root)!r}")
         tops = [path.relative_to(self.root).parts for path in self.files]
         self.classes = sorted({parts[0] for parts in tops}) if all(len(parts) > 1 for parts in tops) else None
         index = {name: i for i, name in enumerate(self.classes or ())}
         self.targets = [index[parts[0]] if self.classes else 0 for parts in tops]
-
-    def _check_readable(self) -> None:
-        """Decode every file once now, so a damaged image stops the run here with its name, not mid-training."""
-        bad = []
-        for path in self.files:
-            try:
-                with Image.open(path) as image:
-                    image.load()
-            except Exception as err:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, bomb errors...
-                bad.append((path, err))
-        if bad:
-            path, err = bad[0]
-            raise UserError(
-                f"data.root={str(self.root)!r}: {len(bad)} of {len(self.files)} images cannot be read (first: {path}: "
-                f"{type(err).__name__}); remove or replace them"
-            )
 
     def __len__(self) -> int:
         return len(self.files)
@@ -206,15 +217,21 @@ def unpack_debian_fashion_mnist(root: str | os.PathLike, source: Path | None = N
     raw = Path(root) / "FashionMNIST" / "raw"
     if all((raw / gz.name[: -len(".gz")]).exists() for gz in files):
         return True
-    with FileLock(Path(root) / DATA_LOCK):
-        raw.mkdir(parents=True, exist_ok=True)
-        for gz in files:
-            out = raw / gz.name[: -len(".gz")]
-            if not out.exists():  # else another process unpacked it while this one waited
-                tmp = out.with_suffix(".tmp")
-                with gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-                tmp.replace(out)  # atomic: an interrupted unpack never leaves a truncated file under the real name
+    try:
+        with FileLock(Path(root) / DATA_LOCK):
+            raw.mkdir(parents=True, exist_ok=True)
+            for gz in files:
+                out = raw / gz.name[: -len(".gz")]
+                if not out.exists():  # else another process unpacked it while this one waited
+                    tmp = out.with_suffix(".tmp")
+                    with gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                    tmp.replace(out)  # atomic: an interrupted unpack never leaves a truncated file under the real name
+    except OSError as err:  # a read-only folder, a file in the way, a full disk: the user's root, not a bug
+        raise UserError(
+            f"data.root={str(root)!r}: cannot unpack Fashion-MNIST there ({type(err).__name__}: "
+            f"{err.strerror or err}); set data.root (gan eval: --root) to a writable folder"
+        ) from err
     return True
 
 
@@ -356,8 +373,12 @@ class GANDataModule(pl.LightningDataModule):
         for field, value, minimum in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0),
                                       ("num_samples", num_samples, 1)):
             at_least(f"data.{field}", value, minimum)
+        seed_in_range("data.seed", seed, 2**62)  # the sampler seeds pass e with seed + e
         check_image_format("data", image_size, channels)
-        self.save_hyperparameters()
+        # kept in checkpoints but not sent to the loggers: Lightning merges the logged hparams of model and data and
+        # refuses a key both hold with different values, and data.seed (shuffling) may differ from model.seed (the
+        # latents). The run folder's config.yaml records both.
+        self.save_hyperparameters(logger=False)
         self.dataset: Dataset | None = None
 
     def setup(self, stage: str | None = None) -> None:

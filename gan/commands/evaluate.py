@@ -12,6 +12,7 @@ import torch
 from torch_fidelity.datasets import ImagesPathDataset
 from torch_fidelity.utils import glob_samples_paths
 
+from gan.data import check_images
 from gan.errors import UserError
 from gan.metrics import (
     EVAL_SEED,
@@ -27,6 +28,7 @@ from gan.metrics import (
 from gan.metrics.protocols import resolve_protocol
 from gan.runs.layout import eval_result_path
 from gan.utils.devices import resolve_device
+from gan.utils.files import atomic_write, check_writable_folder
 from gan.utils.markdown import markdown_table
 from gan.utils.validate import at_least
 
@@ -101,6 +103,7 @@ def build_fake(args: argparse.Namespace, device: torch.device) -> tuple[object, 
         if not files:
             raise UserError(f"--folder {args.folder!r} holds no PNG/JPEG images; pass a folder of generated images")
         files = files if args.num_fake is None else files[: args.num_fake]
+        check_images(files, f"--folder {args.folder!r}", same_size=True)  # not a traceback mid-scoring
         images = ImagesPathDataset(files)
         size = images[0].shape[-1]
         return images, {"image_size": size, "channels": 3}, {"folder": str(Path(args.folder).resolve())}
@@ -135,6 +138,21 @@ def format_table(result: dict) -> str:
     return markdown_table(["metric", "value", "generated", "reference", "seed", "Inception weights"], rows)
 
 
+def result_path(args: argparse.Namespace) -> tuple[Path, str]:
+    """Where the result goes, and how to name that setting in an error."""
+    if args.json:
+        return Path(args.json), f"--json {args.json!r}"
+    out = eval_result_path(Path(args.checkpoint)) if args.checkpoint else Path(args.folder.rstrip("/") + ".eval.json")
+    return out, f"the default result path {str(out)!r}"
+
+
+def check_writable(out: Path, setting: str) -> None:
+    """UserError unless the result can be written at ``out``: checked before the evaluation, which may take hours."""
+    if out.is_dir():
+        raise UserError(f"{setting} is a folder; pass --json FILE.json in a writable folder")
+    check_writable_folder(out.parent, setting)
+
+
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if bool(args.checkpoint) == bool(args.folder):
@@ -143,6 +161,8 @@ def main(argv: list[str]) -> int:
                             ("kid_subset_size", 1), ("batch_size", 1)):  # 2: a covariance needs two samples
         at_least(f"--{option.replace('_', '-')}", getattr(args, option), minimum)
     device = resolve_device(args.device)
+    out, out_setting = result_path(args)
+    check_writable(out, out_setting)
     fake, data, source = build_fake(args, device)
     name, num_fake, num_real = resolve_protocol(args.protocol, args.num_fake, args.num_real, (0, None), "--protocol")
     reference = Reference.from_training_data(
@@ -181,11 +201,11 @@ def main(argv: list[str]) -> int:
         result["metrics"]["intra_fid"] = intra["mean"]
         result["intra_fid"] = intra
 
-    out = Path(args.json) if args.json else (
-        eval_result_path(Path(args.checkpoint)) if args.checkpoint
-        else Path(args.folder.rstrip("/") + ".eval.json"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(format_table(result))
+    print(format_table(result))  # first: should the write fail after all, the scores are on screen
+    try:  # atomic: a failed write leaves an earlier result file whole
+        atomic_write(out, (json.dumps(result, indent=2) + "\n").encode())
+    except OSError as err:
+        raise UserError(f"{out_setting}: cannot write the result ({err.strerror or err}; the table above has the "
+                        "scores); pass --json FILE.json in a writable folder") from err
     print(f"\nprotocol and weights written to {out} ({result['seconds']:.0f} s)", file=sys.stderr)
     return 0

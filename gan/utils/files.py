@@ -12,6 +12,27 @@ import os
 import tempfile
 from pathlib import Path
 
+from gan.errors import UserError
+
+
+def check_writable_folder(folder: Path, setting: str) -> None:
+    """UserError unless new files can be written in ``folder`` or, where it is missing, in the nearest folder above it
+    that exists (where ``mkdir -p`` would start): checked before long work rather than as a traceback after it.
+    The check writes and removes a probe file, since ``os.access`` misjudges root, read-only mounts and immutable
+    folders."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{setting}: {str(existing)!r} is a file, not a folder; pass a path inside a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".gan-probe.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise UserError(f"{setting}: cannot write in {str(existing)!r} ({err.strerror or err}); pass a path in a "
+                        "writable folder") from err
+
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write to a temp file beside ``path`` (same filesystem), fsync, then rename over it: a crash leaves either the

@@ -15,6 +15,16 @@ def at_least(field: str, value: int | None, minimum: int) -> None:
         raise UserError(f"{field}={value!r} is out of range; use an integer >= {minimum}")
 
 
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit seed
+
+
+def seed_in_range(field: str, value: int, maximum: int = MAX_SEED) -> None:
+    """A seed must be an integer in [0, ``maximum``]: not an overflow traceback from the generator it seeds. (Checked
+    in integers: ``in_range`` compares floats, which cannot tell 2**63 from 2**63 - 1.)"""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        raise UserError(f"{field}={value!r} is out of range; use an integer from 0 to {maximum}")
+
+
 def in_range(field: str, value: float, low: float, high: float, *, low_open: bool = False,
              high_open: bool = False) -> None:
     """``value`` must be a number in the interval from ``low`` to ``high`` (NaN never is)."""
