@@ -14,6 +14,7 @@ from pathlib import Path
 
 from gan.errors import UserError
 from gan.runs.layout import curve_results, describe_protocol, is_run, logged_rows, model_config, runs_below
+from gan.utils.files import atomic_write, check_writable_folder
 from gan.utils.markdown import markdown_table
 from gan.utils.plots import png_figure
 
@@ -107,6 +108,15 @@ def plot(runs: list[Run], out: Path) -> None:
         ax.set_title("FID vs generator step" + (f"\n{'; '.join(protocols)}" if protocols else ""), fontsize=9)
 
 
+def check_out(option: str, value: str, example: str) -> None:
+    """UserError unless ``value`` can be a file (missing folders above it are created): checked before the runs
+    are read, not as a traceback after the table."""
+    path = Path(value)
+    if path.is_dir():
+        raise UserError(f"{option} {value!r} is a folder; name a file in it, e.g. {path / example}")
+    check_writable_folder(path.parent, f"{option} {value!r}")
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="gan compare", description=__doc__)
     p.add_argument("runs", nargs="+", help="run folders (checkpoints/<run>) written by gan fit")
@@ -123,13 +133,24 @@ def main(argv: list[str]) -> int:
             read_run(Path(run))  # one line for a folder that does not exist
         print(write_report(read_runs([Path(r) for r in args.runs]), Path(args.group), "gan compare"))
         return 0
+    if args.out:
+        check_out("--out", args.out, "table.md")
+    check_out("--plot", args.plot, "compare_fid.png")
     runs = [read_run(Path(r)) for r in args.runs]
     text = table(runs)
     print(text)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        try:  # atomic, folders created as for --plot: a failed write leaves an earlier table whole
+            atomic_write(Path(args.out), (text + "\n").encode())
+        except OSError as err:
+            raise UserError(f"--out {args.out!r}: cannot write the table ({err.strerror or err}; it is printed "
+                            "above); pass a path in a writable folder") from err
     if any("fid" in v for r in runs for v in r.curve.values()):
-        plot(runs, Path(args.plot))
+        try:
+            plot(runs, Path(args.plot))
+        except OSError as err:
+            raise UserError(f"--plot {args.plot!r}: cannot write the plot ({err.strerror or err}); pass a path in a "
+                            "writable folder") from err
         print(f"\nplot: {args.plot}")
     else:
         print("\nno FID logged in these runs (add gan.callbacks.fidelity.FidelityCallback to the config); no plot")

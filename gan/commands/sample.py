@@ -25,7 +25,8 @@ from gan.callbacks.samples import class_grid_inputs
 from gan.errors import UserError
 from gan.training.module import GAN, load_gan
 from gan.utils.devices import resolve_device
-from gan.utils.validate import at_least
+from gan.utils.files import check_writable_folder
+from gan.utils.validate import at_least, seed_in_range
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -84,16 +85,28 @@ def inputs(model: GAN, num: int, seed: int, classes: list[int] | None) -> tuple[
     return z[rows.to(z.device)], y[rows.to(y.device)]
 
 
+def check_out(out: Path, folder: bool) -> None:
+    """UserError unless ``--out`` can take the grid (a file) or, with ``folder``, the images (a folder, created if
+    missing): checked before sampling, which may take long, rather than failing once the images are made."""
+    option = f"--out {str(out)!r}"
+    if folder and out.exists() and not out.is_dir():
+        raise UserError(f"{option} is a file; with --folder pass a folder (created if missing)")
+    if not folder and out.is_dir():
+        raise UserError(f"{option} is a folder; name the grid file, e.g. {out / 'samples.png'}, or add --folder to "
+                        "write one PNG per image into that folder")
+    if not folder and out.suffix.lower() not in Image.registered_extensions():
+        raise UserError(f"{option} has no image extension; name the grid e.g. {out.stem or 'samples'}.png, "
+                        "or add --folder to write one PNG per image into that folder")
+    check_writable_folder(out if folder else out.parent, option)
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     at_least("--num", args.num, 1)
     at_least("--batch-size", args.batch_size, 1)
+    seed_in_range("--seed", args.seed)
     out = Path(args.out or ("samples" if args.folder else "samples.png"))
-    if args.folder and out.exists() and not out.is_dir():
-        raise UserError(f"--out {str(out)!r} is a file; with --folder pass a folder (created if missing)")
-    if not args.folder and out.suffix.lower() not in Image.registered_extensions():
-        raise UserError(f"--out {str(out)!r} has no image extension; name the grid e.g. {out.stem or 'samples'}.png, "
-                        "or add --folder to write one PNG per image into that folder")
+    check_out(out, args.folder)
     model = load_gan(args.ckpt, map_location=resolve_device(args.device))
     classes = chosen_classes(args, model.num_classes)
     ema = not args.no_ema and model.generator_ema is not None

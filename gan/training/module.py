@@ -312,16 +312,25 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"checkpoint {str(path)!r} does not exist; pass e.g. checkpoints/<run>/ckpt/last.ckpt")
     checkpoint = load_checkpoint_file(path)
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
+    if not (isinstance(checkpoint, dict) and isinstance(checkpoint.get("state_dict"), dict)
+            and isinstance(checkpoint.get("hyper_parameters"), dict)):
         raise UserError(f"checkpoint {str(path)!r} is not a gan fit checkpoint; pass one from checkpoints/<run>/ckpt/")
     return checkpoint
 
 
 def load_gan(path: str | Path, map_location: str | torch.device = "cpu") -> GAN:
-    """A trained GAN from a ``gan fit`` checkpoint; UserError when the file is missing, not one, or its generator
-    holds non-finite weights (a diverged run: its samples would be blank)."""
+    """A trained GAN from a ``gan fit`` checkpoint; UserError when the file is missing, not one (or not all of one:
+    another project's checkpoint, entries removed), or its generator holds non-finite weights (a diverged run: its
+    samples would be blank)."""
     read_checkpoint(path)
-    gan = GAN.load_from_checkpoint(path, map_location=map_location, weights_only=True)
+    try:
+        gan = GAN.load_from_checkpoint(path, map_location=map_location, weights_only=True)
+    except (KeyError, TypeError, RuntimeError) as err:
+        problem = content_problem(err)
+        if problem is None:
+            raise
+        raise UserError(f"checkpoint {str(path)!r} is not a complete gan fit checkpoint ({problem}); pass one from "
+                        "checkpoints/<run>/ckpt/") from err
     generators = {"generator": gan.generator, "generator_ema": gan.generator_ema}
     bad = nonfinite({f"{name}.{key}": value for name, g in generators.items() if g is not None
                      for key, value in g.state_dict().items()})
@@ -329,3 +338,17 @@ def load_gan(path: str | Path, map_location: str | torch.device = "cpu") -> GAN:
         raise UserError(f"checkpoint {str(path)!r}: the generator holds non-finite weights ({bad[0]}), its run "
                         "diverged; use an earlier checkpoint of the run")
     return gan
+
+
+def content_problem(err: Exception) -> str | None:
+    """One line on what ``load_from_checkpoint`` found missing or unlike the model in a checkpoint's content; None
+    for errors not about the content (e.g. out of GPU memory), which stay as they are."""
+    if isinstance(err, KeyError):  # an entry Lightning or the module reads, e.g. 'pytorch-lightning_version'
+        return f"no {err.args[0]!r} entry" if err.args else "an entry is missing"
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if isinstance(err, RuntimeError):  # load_state_dict: a header line, then one line per kind of mismatch
+        if not lines or not lines[0].startswith("Error(s) in loading state_dict"):
+            return None
+        lines = lines[1:]
+    text = lines[0] if lines else type(err).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
