@@ -53,12 +53,31 @@ def test_fit_refuses_to_overwrite_a_run_and_explains(run, capsys):
     (["--model.norm", "weight"], "norm='weight' is not a discriminator normalization"),
     (["--data.name", "cifar11"], "data.name='cifar11' is unknown"),
     (["--ckpt_path", "nowhere.ckpt"], "checkpoint 'nowhere.ckpt' does not exist"),
+    (["--trainer.logger", "false"], "trainer.logger=False is not supported: gan fit logs to"),
+    (["--trainer.default_root_dir", "elsewhere"], "trainer.default_root_dir='elsewhere' is not supported"),
+    (["--trainer.gradient_clip_val", "1.0"], "trainer.gradient_clip_val=1.0 is not supported"),
+    (["--trainer.accumulate_grad_batches", "2"], "trainer.accumulate_grad_batches=2 is not supported"),
 ])
 def test_fit_bad_input_is_one_line(run, capsys, args, message):
     config, _ = run
     assert main(["fit", "--config", str(config), "--run.name", "bad", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+    assert not (config.parent / "bad").exists()  # refused before anything is written
+
+
+def test_fit_refuses_an_out_dir_below_a_file(run, capsys):
+    config, _ = run
+    assert main(["fit", "--config", str(config), "--run.out_dir", str(config / "runs")]) == 2
+    assert f"{str(config)!r} is a file, not a folder" in capsys.readouterr().err
+
+
+def test_fit_takes_a_model_seed_and_a_data_seed_that_differ(run, capsys):
+    """Lightning merges the logged hparams of model and data and refused both holding a different 'seed'."""
+    config, _ = run
+    assert main(["fit", "--config", str(config), "--run.name", "seeds", "--model.seed", "1", "--data.seed", "2"]) == 0
+    saved = yaml.safe_load((config.parent / "seeds" / "config.yaml").read_text())
+    assert (saved["model"]["seed"], saved["data"]["seed"]) == (1, 2)
 
 
 def test_print_config(run, capsys):

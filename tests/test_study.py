@@ -344,6 +344,17 @@ def test_update_doc_writes_the_report_table_between_the_markers(study, tmp_path,
     assert main(["study", str(grid_file), "--report-only", "--update-doc", str(bad)]) == 2
     assert "other.md: no '<!-- gan study: tiny -->'" in capsys.readouterr().err
     assert bad.read_text() == "no markers here\n"
+    written = doc.read_text()  # a mistyped --out-dir: nothing to report, the table stays
+    assert main(["study", str(grid_file), "--report-only", "--out-dir", str(tmp_path / "typo"),
+                 "--update-doc", str(doc)]) == 2
+    assert "--report-only: no run of study tiny in" in capsys.readouterr().err
+    assert doc.read_text() == written and not (tmp_path / "typo").exists()
+    partial = tmp_path / "partial"  # one run's folder only: a report, but no table in README
+    first = load_grid(grid_file).runs()[0].dir
+    shutil.copytree(first, partial / "tiny" / first.name)
+    assert main(["study", str(grid_file), "--report-only", "--out-dir", str(partial), "--update-doc", str(doc)]) == 1
+    assert "--update-doc: not done, since 3 of the grid's 4 runs have no folder" in capsys.readouterr().out
+    assert doc.read_text() == written
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the kernel's parent-death signal is Linux's")

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from jsonargparse import Namespace
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import TensorBoardLogger
 
@@ -34,7 +35,7 @@ from gan.runs.folder import RunLock, check_target, run_folder
 from gan.training.divergence import DivergedError
 from gan.training.loggers import AppendingCSVLogger
 from gan.training.module import GAN, read_checkpoint
-from gan.utils.validate import at_least
+from gan.utils.validate import at_least, seed_in_range
 
 
 @dataclass
@@ -66,6 +67,26 @@ TRAINER_DEFAULTS = {
 }
 
 
+# Trainer options gan fit sets itself or cannot honour, with the values that leave them unset: G and D are stepped by
+# hand (manual optimization), for which Lightning neither clips gradients nor accumulates batches, and the run folder
+# fixes where logs and files go.
+OWNED_TRAINER_OPTIONS = {
+    "logger": ((None, True), "gan fit logs to <run folder>/logs (TensorBoard and metrics.csv)"),
+    "default_root_dir": ((None,), "gan fit writes into the run folder; set run.out_dir / run.name"),
+    "gradient_clip_val": ((None,), "G and D are optimized by hand, which Lightning's clipping does not support"),
+    "accumulate_grad_batches": ((1,), "G and D are optimized by hand, which Lightning's accumulation does not support"),
+}
+
+
+def check_trainer_options(trainer: Namespace) -> None:
+    """Refuse, before anything is written, a trainer option that gan fit would silently override (``logger``,
+    ``default_root_dir``) or that Lightning would refuse mid-setup (clipping, accumulation)."""
+    for option, (unset, why) in OWNED_TRAINER_OPTIONS.items():
+        value = trainer.get(option)
+        if not any(value is v or value == v for v in unset):
+            raise UserError(f"trainer.{option}={value!r} is not supported: {why}; remove it from the config")
+
+
 class GANCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_class_arguments(RunOptions, "run")
@@ -77,6 +98,9 @@ class GANCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         cfg = self.config
+        check_trainer_options(cfg.trainer)
+        if cfg.seed_everything is not None and not isinstance(cfg.seed_everything, bool):  # true: Lightning draws one
+            seed_in_range("seed_everything", cfg.seed_everything, 2**32 - 1)  # Lightning's bound (numpy's uint32)
         name = cfg.run.name or f"{cfg.data.name}-{cfg.model.arch}-{cfg.model.norm}".replace("+", "-")
         self.run_dir = run_folder(cfg.run.out_dir, name)
         for key in ("sample_every", "sample_num", "ckpt_every"):

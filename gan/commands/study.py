@@ -108,12 +108,22 @@ def main(argv: list[str]) -> int:
         if args.dry_run:
             return 0
     if not args.train_only:
-        runs = read_runs([run.dir for run in grid.runs() if run.dir.is_dir()])
+        grid_runs = grid.runs()
+        present = [run.dir for run in grid_runs if run.dir.is_dir()]
+        if args.report_only and not present:  # a mistyped --out-dir must not blank the report and README's table
+            raise UserError(f"--report-only: no run of study {grid.name} in {grid.dir}; give --out-dir the folder "
+                            "the study trained into (or run the study first)")
+        runs = read_runs(present)
         text = write_report(runs, grid.dir, grid.name)
         print(text)
         print(f"report: {grid.dir / 'report.md'}")
+        missing = len(grid_runs) - len(present)
         if args.update_doc and failed:
             print("--update-doc: not done, since jobs failed (the table would lack their runs)")
+        elif args.update_doc and missing:
+            print(f"--update-doc: not done, since {missing} of the grid's {len(grid_runs)} runs have no folder in "
+                  f"{grid.dir} (the table would lack them); train them first")
+            return 1
         elif args.update_doc:
             from gan.study.doc_tables import update_doc
             from gan.study.report import study_table

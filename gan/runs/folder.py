@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gan.errors import UserError
 from gan.runs.layout import last_checkpoint
-from gan.utils.files import FileLock
+from gan.utils.files import FileLock, check_writable_folder
 
 LOCK_FILE = "run.lock"
 
@@ -26,6 +26,7 @@ def run_folder(out_dir: str | Path, name: str) -> Path:
     if not name or name in (".", "..") or Path(name).name != name or "\\" in name:
         raise UserError(f"run.name={name!r} must be a plain folder name (no '/' or '..'); to write somewhere else "
                         "set run.out_dir")
+    check_writable_folder(Path(out_dir), f"run.out_dir={str(out_dir)!r}")  # before anything is built or written
     return Path(out_dir) / name
 
 
