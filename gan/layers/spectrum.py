@@ -4,6 +4,11 @@ A conv treated as circular on an N_h x N_w grid has as singular values the union
 singular values of the C_out x C_in matrix W_hat[:, :, f]. With ConvNorm (and its affine kernel r) the matrix
 at f is diag(R_hat[:, f]) diag(V[:, f]) W_hat[:, :, f]. This measures the paper's Lipschitz claim for SN,
 ConvNorm and plain layers alike, cheaply enough to log during training.
+
+Exact for stride 1. A strided layer is measured before its stride: for a plain or SN conv that bounds the strided
+operator from above (keeping every s-th pixel cannot raise a norm), but ConvNorm's affine kernel acts after the
+stride, on the smaller grid, and is multiplied in here on the full one, so for strided ConvNorm layers with the
+affine kernel the number is an estimate, neither exact nor a bound.
 """
 
 from __future__ import annotations
