@@ -57,6 +57,9 @@ def test_fit_refuses_to_overwrite_a_run_and_explains(run, capsys):
     (["--trainer.default_root_dir", "elsewhere"], "trainer.default_root_dir='elsewhere' is not supported"),
     (["--trainer.gradient_clip_val", "1.0"], "trainer.gradient_clip_val=1.0 is not supported"),
     (["--trainer.accumulate_grad_batches", "2"], "trainer.accumulate_grad_batches=2 is not supported"),
+    (["--data.seed", str(2**70)], f"data.seed={2**70} is out of range; use an integer from 0 to {2**62}"),
+    (["--seed_everything", str(2**40)], f"seed_everything={2**40} is out of range"),
+    (["--model.cuda_graphs", "true"], "model.cuda_graphs records CUDA graphs, which need a CUDA device"),
 ])
 def test_fit_bad_input_is_one_line(run, capsys, args, message):
     config, _ = run

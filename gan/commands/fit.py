@@ -96,11 +96,15 @@ class GANCLI(LightningCLI):
         parser.link_arguments("data.channels", "model.channels")
         parser.link_arguments("model.num_classes", "data.num_classes")  # a conditional model checks the labels
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: list[str] | None) -> None:
+        super().parse_arguments(parser, args)
+        seed = self.config.get("seed_everything")  # checked here: Lightning seeds right after parsing
+        if seed is not None and not isinstance(seed, bool):  # true: Lightning draws one
+            seed_in_range("seed_everything", seed, 2**32 - 1)  # Lightning's bound (numpy's uint32)
+
     def before_instantiate_classes(self) -> None:
         cfg = self.config
         check_trainer_options(cfg.trainer)
-        if cfg.seed_everything is not None and not isinstance(cfg.seed_everything, bool):  # true: Lightning draws one
-            seed_in_range("seed_everything", cfg.seed_everything, 2**32 - 1)  # Lightning's bound (numpy's uint32)
         name = cfg.run.name or f"{cfg.data.name}-{cfg.model.arch}-{cfg.model.norm}".replace("+", "-")
         self.run_dir = run_folder(cfg.run.out_dir, name)
         for key in ("sample_every", "sample_num", "ckpt_every"):
@@ -207,6 +211,7 @@ def main(argv: list[str]) -> int:
     model, trainer = cli.model, cli.trainer
     h = model.hparams
     cli.datamodule.setup("fit")  # a missing dataset or a damaged image stops here, before the run folder is touched
+    model.check_trainer(trainer)  # so do switches this machine cannot run (e.g. CUDA graphs on a CPU)
     with writing_into(cli.run_dir):
         lock = cli.claim_run_folder()
     try:

@@ -187,12 +187,16 @@ class GAN(pl.LightningModule):
             torch.optim.Adam(self.discriminator.parameters(), lr=h.lr_d, betas=betas),
         ]
 
-    def setup(self, stage: str) -> None:
-        strategy = self.trainer.strategy
-        check_strategy(strategy)
+    def check_trainer(self, trainer: pl.Trainer) -> None:
+        """UserError for a strategy or switch (compile, CUDA graphs) that ``trainer`` cannot run; ``gan fit`` calls it
+        before writing the run folder, ``setup`` again for other callers."""
+        check_strategy(trainer.strategy)
         h = self.hparams
-        check_switches(h.compile, h.cuda_graphs, strategy.root_device, self.trainer.world_size,
-                       self.trainer.precision)
+        check_switches(h.compile, h.cuda_graphs, trainer.strategy.root_device, trainer.world_size, trainer.precision)
+
+    def setup(self, stage: str) -> None:
+        self.check_trainer(self.trainer)
+        h = self.hparams
         if h.channels_last:
             self.generator.to(memory_format=torch.channels_last)
             self.discriminator.to(memory_format=torch.channels_last)
