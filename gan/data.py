@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from torchvision import datasets, transforms
 
 from gan.errors import UserError
 from gan.utils.files import FileLock
-from gan.utils.validate import at_least, check_image_format, seed_in_range
+from gan.utils.validate import MAX_DATA_SEED, at_least, check_image_format, seed_in_range
 
 DATA_ROOT = ".data"  # where datasets are read from (and downloaded to) unless data.root says otherwise
 DATASETS = ("cifar10", "cifar100", "stl10", "fashion-mnist", "mnist", "folder", "synthetic")
@@ -224,8 +225,13 @@ def unpack_debian_fashion_mnist(root: str | os.PathLike, source: Path | None = N
                 out = raw / gz.name[: -len(".gz")]
                 if not out.exists():  # else another process unpacked it while this one waited
                     tmp = out.with_suffix(".tmp")
-                    with gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
-                        shutil.copyfileobj(src, dst)
+                    try:
+                        with gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
+                            shutil.copyfileobj(src, dst)
+                    except (gzip.BadGzipFile, EOFError, zlib.error) as err:  # the source, not data.root
+                        tmp.unlink(missing_ok=True)
+                        raise UserError(f"{gz}: the offline Fashion-MNIST file is damaged ({err}); reinstall its "
+                                        "package (sudo apt-get install --reinstall dataset-fashion-mnist)") from err
                     tmp.replace(out)  # atomic: an interrupted unpack never leaves a truncated file under the real name
     except OSError as err:  # a read-only folder, a file in the way, a full disk: the user's root, not a bug
         raise UserError(
@@ -373,7 +379,7 @@ class GANDataModule(pl.LightningDataModule):
         for field, value, minimum in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0),
                                       ("num_samples", num_samples, 1)):
             at_least(f"data.{field}", value, minimum)
-        seed_in_range("data.seed", seed, 2**62)  # the sampler seeds pass e with seed + e
+        seed_in_range("data.seed", seed, MAX_DATA_SEED)
         check_image_format("data", image_size, channels)
         # kept in checkpoints but not sent to the loggers: Lightning merges the logged hparams of model and data and
         # refuses a key both hold with different values, and data.seed (shuffling) may differ from model.seed (the

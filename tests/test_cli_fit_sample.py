@@ -60,6 +60,7 @@ def test_fit_refuses_to_overwrite_a_run_and_explains(run, capsys):
     (["--data.seed", str(2**70)], f"data.seed={2**70} is out of range; use an integer from 0 to {2**62}"),
     (["--seed_everything", str(2**40)], f"seed_everything={2**40} is out of range"),
     (["--model.cuda_graphs", "true"], "model.cuda_graphs records CUDA graphs, which need a CUDA device"),
+    (["--model.seed", str(2**70)], f"model.seed={2**70} is out of range"),
 ])
 def test_fit_bad_input_is_one_line(run, capsys, args, message):
     config, _ = run
@@ -67,6 +68,15 @@ def test_fit_bad_input_is_one_line(run, capsys, args, message):
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not (config.parent / "bad").exists()  # refused before anything is written
+
+
+def test_trainer_options_gan_fit_owns_are_allowed_at_their_unset_values():
+    from jsonargparse import Namespace
+
+    from gan.commands.fit import check_trainer_options
+
+    check_trainer_options(Namespace(logger=True, default_root_dir=None, gradient_clip_val=0.0,
+                                    accumulate_grad_batches=1))  # 0: no clipping, as Lightning reads it
 
 
 def test_fit_refuses_an_out_dir_below_a_file(run, capsys):

@@ -439,8 +439,9 @@ def test_input_smaller_than_the_kernel_is_a_clear_error(path, affine):
 @pytest.mark.parametrize("path", PATHS)
 def test_a_forward_under_inference_mode_leaves_later_training_intact(path):
     """Nothing made under torch.inference_mode() may be kept for training: not V of the weights (an eval forward
-    before any training computes it), not the process-wide plans (this test's geometries are used by no other test,
-    so their plans are first built here, under inference mode)."""
+    before any training computes it), not the process-wide plans (cleared first, so they are built here, under
+    inference mode)."""
+    fourier.clear_plans()
     def grads(layer, x, penalty=False):
         x = x.clone().requires_grad_(True)
         out = layer(x)

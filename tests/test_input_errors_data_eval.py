@@ -7,6 +7,7 @@ import contextlib
 import gzip
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -22,6 +23,7 @@ from gan.cli import main
 from gan.commands import evaluate
 from gan.data import build_dataset
 from gan.errors import UserError
+from gan.utils import devices
 from gan.utils.devices import resolve_device
 
 
@@ -154,7 +156,7 @@ def test_device_strings_are_checked(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto") == torch.device("cpu") and resolve_device("cpu") == torch.device("cpu")
     for spec in ("foo", "cuda:x", "meta"):
-        with pytest.raises(UserError, match=rf"--device '{spec}'.*use auto, cpu, cuda or cuda:i"):
+        with pytest.raises(UserError, match=rf"--device '{spec}'.*use {re.escape(devices.FORMS)}"):
             resolve_device(spec)
     for spec in ("cuda", "cuda:0"):
         with pytest.raises(UserError, match=rf"--device '{spec}': no CUDA GPU is available here; use --device cpu"):
@@ -175,3 +177,21 @@ def test_sample_and_eval_refuse_a_device_in_one_line(folder: Path, tmp_path: Pat
     err = capsys.readouterr().err
     assert "gan eval: error: --device 'cuda': no CUDA GPU" in err and err.count("\n") == 1
     assert not (tmp_path / "s.png").exists()
+
+
+def test_a_damaged_offline_fashion_mnist_file_is_named_not_data_root(tmp_path: Path, fashion_source: Path):
+    (fashion_source / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip")
+    with pytest.raises(UserError, match=r"train-images-idx3-ubyte.gz: the offline Fashion-MNIST file is damaged"):
+        build_dataset("fashion-mnist", root=str(tmp_path / "data"), image_size=8, channels=1, download=False)
+    assert not list((tmp_path / "data").rglob("*.tmp"))  # no half-written file left behind
+
+
+def test_a_resume_writes_into_its_own_folder_below_a_read_only_out_dir(tmp_path: Path):
+    """run.out_dir itself may be read-only (a shared parent) when the run's folder inside it is writable."""
+    from gan.runs.folder import run_folder
+
+    (tmp_path / "shared" / "mine").mkdir(parents=True)
+    with read_only(tmp_path / "shared"):
+        assert run_folder(tmp_path / "shared", "mine") == tmp_path / "shared" / "mine"
+        with pytest.raises(UserError, match=r"run.out_dir=.*: cannot write in .*shared'"):
+            run_folder(tmp_path / "shared", "new")  # a new run would be made there

@@ -115,7 +115,10 @@ def test_compare_out_creates_missing_folders(runs, tmp_path, capsys):
     ("--plot", "existing", "is a folder; name a file in it"),
     ("--plot", "afile/fid.png", "'afile' is a file, not a folder"),
 ])
-def test_compare_checks_out_and_plot_before_reading_runs(runs, tmp_path, monkeypatch, capsys, option, value, message):
+def test_compare_checks_out_and_plot_before_the_table(runs, tmp_path, monkeypatch, capsys, option, value, message):
+    for run in runs:  # a logged FID: there will be a plot
+        (Path(run) / "logs").mkdir()
+        (Path(run) / "logs" / "metrics.csv").write_text("g_step,eval/fid\n2,150.5\n")
     (tmp_path / "existing").mkdir()
     (tmp_path / "afile").write_text("a file")
     monkeypatch.chdir(tmp_path)
@@ -125,3 +128,10 @@ def test_compare_checks_out_and_plot_before_reading_runs(runs, tmp_path, monkeyp
     err = captured.err.strip()
     assert len(err.splitlines()) == 1 and f"{option} '{value}'" in err and message in err
     assert (tmp_path / "afile").read_text() == "a file" and not any((tmp_path / "existing").iterdir())
+
+
+def test_compare_without_fid_does_not_check_the_plot_it_will_not_write(runs, tmp_path, monkeypatch, capsys):
+    (tmp_path / "existing").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main(["compare", *runs, "--plot", "existing"]) == 0
+    assert "no plot" in capsys.readouterr().out and not any((tmp_path / "existing").iterdir())

@@ -405,3 +405,12 @@ def test_a_killed_study_takes_its_jobs_with_it(tmp_path):
     assert not alive(jobs[0]), "the study's gan fit trains on after the study was killed"
     saved = torch.load(run / "ckpt" / "last.ckpt", map_location="cpu", weights_only=False)
     assert 0 < saved["g_step"] < 1_000_000
+
+
+@pytest.mark.parametrize("seeds", [[], [-1], [2**32], [True], "0"])
+def test_grid_seeds_must_fit_every_runs_seed_everything(tmp_path, capsys, seeds):
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump({"base": str(tmp_path / "base.yaml"), "seeds": seeds,
+                                                        "variants": {"a": {}}}))
+    assert main(["study", str(tmp_path / "grid.yaml"), "--dry-run"]) == 2
+    assert f"seeds={seeds!r} must be a non-empty list of integers from 0 to {2**32 - 1}" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gan.errors import UserError
 from gan.runs.layout import curve_results, describe_protocol, is_run, logged_rows, model_config, runs_below
-from gan.utils.files import atomic_write, check_writable_folder
+from gan.utils.files import atomic_write, check_writable_file
 from gan.utils.markdown import markdown_table
 from gan.utils.plots import png_figure
 
@@ -108,15 +108,6 @@ def plot(runs: list[Run], out: Path) -> None:
         ax.set_title("FID vs generator step" + (f"\n{'; '.join(protocols)}" if protocols else ""), fontsize=9)
 
 
-def check_out(option: str, value: str, example: str) -> None:
-    """UserError unless ``value`` can be a file (missing folders above it are created): checked before the runs
-    are read, not as a traceback after the table."""
-    path = Path(value)
-    if path.is_dir():
-        raise UserError(f"{option} {value!r} is a folder; name a file in it, e.g. {path / example}")
-    check_writable_folder(path.parent, f"{option} {value!r}")
-
-
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="gan compare", description=__doc__)
     p.add_argument("runs", nargs="+", help="run folders (checkpoints/<run>) written by gan fit")
@@ -133,10 +124,12 @@ def main(argv: list[str]) -> int:
             read_run(Path(run))  # one line for a folder that does not exist
         print(write_report(read_runs([Path(r) for r in args.runs]), Path(args.group), "gan compare"))
         return 0
+    runs = [read_run(Path(r)) for r in args.runs]  # cheap: the outputs are checked before anything is printed
+    has_fid = any("fid" in v for r in runs for v in r.curve.values())
     if args.out:
-        check_out("--out", args.out, "table.md")
-    check_out("--plot", args.plot, "compare_fid.png")
-    runs = [read_run(Path(r)) for r in args.runs]
+        check_writable_file(Path(args.out), f"--out {args.out!r}", "table.md")
+    if has_fid:
+        check_writable_file(Path(args.plot), f"--plot {args.plot!r}", "compare_fid.png")
     text = table(runs)
     print(text)
     if args.out:
@@ -145,7 +138,7 @@ def main(argv: list[str]) -> int:
         except OSError as err:
             raise UserError(f"--out {args.out!r}: cannot write the table ({err.strerror or err}; it is printed "
                             "above); pass a path in a writable folder") from err
-    if any("fid" in v for r in runs for v in r.curve.values()):
+    if has_fid:
         try:
             plot(runs, Path(args.plot))
         except OSError as err:

@@ -28,7 +28,7 @@ from gan.metrics import (
 from gan.metrics.protocols import resolve_protocol
 from gan.runs.layout import eval_result_path
 from gan.utils.devices import resolve_device
-from gan.utils.files import atomic_write, check_writable_folder
+from gan.utils.files import atomic_write, check_writable_file
 from gan.utils.markdown import markdown_table
 from gan.utils.validate import at_least
 
@@ -146,13 +146,6 @@ def result_path(args: argparse.Namespace) -> tuple[Path, str]:
     return out, f"the default result path {str(out)!r}"
 
 
-def check_writable(out: Path, setting: str) -> None:
-    """UserError unless the result can be written at ``out``: checked before the evaluation, which may take hours."""
-    if out.is_dir():
-        raise UserError(f"{setting} is a folder; pass --json FILE.json in a writable folder")
-    check_writable_folder(out.parent, setting)
-
-
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if bool(args.checkpoint) == bool(args.folder):
@@ -162,7 +155,7 @@ def main(argv: list[str]) -> int:
         at_least(f"--{option.replace('_', '-')}", getattr(args, option), minimum)
     device = resolve_device(args.device)
     out, out_setting = result_path(args)
-    check_writable(out, out_setting)
+    check_writable_file(out, out_setting, "result.json")  # before the evaluation, which may take hours
     fake, data, source = build_fake(args, device)
     name, num_fake, num_real = resolve_protocol(args.protocol, args.num_fake, args.num_real, (0, None), "--protocol")
     reference = Reference.from_training_data(

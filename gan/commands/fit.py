@@ -35,7 +35,7 @@ from gan.runs.folder import RunLock, check_target, run_folder
 from gan.training.divergence import DivergedError
 from gan.training.loggers import AppendingCSVLogger
 from gan.training.module import GAN, read_checkpoint
-from gan.utils.validate import at_least, seed_in_range
+from gan.utils.validate import MAX_GLOBAL_SEED, at_least, seed_in_range
 
 
 @dataclass
@@ -67,14 +67,17 @@ TRAINER_DEFAULTS = {
 }
 
 
-# Trainer options gan fit sets itself or cannot honour, with the values that leave them unset: G and D are stepped by
+# Trainer options gan fit sets itself or cannot honour, with a test for the values that leave them unset (Lightning
+# accepts gradient_clip_val <= 0 as "no clipping" under manual optimization too): G and D are stepped by
 # hand (manual optimization), for which Lightning neither clips gradients nor accumulates batches, and the run folder
 # fixes where logs and files go.
 OWNED_TRAINER_OPTIONS = {
-    "logger": ((None, True), "gan fit logs to <run folder>/logs (TensorBoard and metrics.csv)"),
-    "default_root_dir": ((None,), "gan fit writes into the run folder; set run.out_dir / run.name"),
-    "gradient_clip_val": ((None,), "G and D are optimized by hand, which Lightning's clipping does not support"),
-    "accumulate_grad_batches": ((1,), "G and D are optimized by hand, which Lightning's accumulation does not support"),
+    "logger": (lambda v: v is None or v is True, "gan fit logs to <run folder>/logs (TensorBoard and metrics.csv)"),
+    "default_root_dir": (lambda v: v is None, "gan fit writes into the run folder; set run.out_dir / run.name"),
+    "gradient_clip_val": (lambda v: v is None or v <= 0,
+                          "G and D are optimized by hand, which Lightning's clipping does not support"),
+    "accumulate_grad_batches": (lambda v: v == 1,
+                                "G and D are optimized by hand, which Lightning's accumulation does not support"),
 }
 
 
@@ -83,7 +86,7 @@ def check_trainer_options(trainer: Namespace) -> None:
     ``default_root_dir``) or that Lightning would refuse mid-setup (clipping, accumulation)."""
     for option, (unset, why) in OWNED_TRAINER_OPTIONS.items():
         value = trainer.get(option)
-        if not any(value is v or value == v for v in unset):
+        if not unset(value):
             raise UserError(f"trainer.{option}={value!r} is not supported: {why}; remove it from the config")
 
 
@@ -100,7 +103,7 @@ class GANCLI(LightningCLI):
         super().parse_arguments(parser, args)
         seed = self.config.get("seed_everything")  # checked here: Lightning seeds right after parsing
         if seed is not None and not isinstance(seed, bool):  # true: Lightning draws one
-            seed_in_range("seed_everything", seed, 2**32 - 1)  # Lightning's bound (numpy's uint32)
+            seed_in_range("seed_everything", seed, MAX_GLOBAL_SEED)
 
     def before_instantiate_classes(self) -> None:
         cfg = self.config
@@ -210,8 +213,8 @@ def main(argv: list[str]) -> int:
     )
     model, trainer = cli.model, cli.trainer
     h = model.hparams
-    cli.datamodule.setup("fit")  # a missing dataset or a damaged image stops here, before the run folder is touched
-    model.check_trainer(trainer)  # so do switches this machine cannot run (e.g. CUDA graphs on a CPU)
+    model.check_trainer(trainer)  # switches this machine cannot run (e.g. CUDA graphs on a CPU) stop here,
+    cli.datamodule.setup("fit")  # as do a missing dataset or a damaged image, before the run folder is touched
     with writing_into(cli.run_dir):
         lock = cli.claim_run_folder()
     try:

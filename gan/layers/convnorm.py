@@ -127,8 +127,8 @@ def _check_arguments(in_channels: int, out_channels: int, groups: int, kernel_si
         raise ValueError(f"ConvNorm2d: affine_init={affine_init!r}; choose one of {AFFINE_INITS}")
     if momentum is not None and not 0.0 < momentum <= 1.0:
         raise ValueError(f"ConvNorm2d: momentum={momentum} must be in (0, 1] or None for the cosine schedule")
-    if isinstance(ema_horizon, bool) or not isinstance(ema_horizon, int) or ema_horizon < 1:
-        raise ValueError(f"ConvNorm2d: ema_horizon={ema_horizon!r} must be an integer >= 1 (train forwards over "
+    if isinstance(ema_horizon, bool) or not isinstance(ema_horizon, int | float) or not 1 <= ema_horizon < math.inf:
+        raise ValueError(f"ConvNorm2d: ema_horizon={ema_horizon!r} must be a number >= 1 (train forwards over "
                          "which the EMA weight of V falls; the authors use 40000)")
 
 

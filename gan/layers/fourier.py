@@ -24,6 +24,9 @@ from torch import Tensor
 T = TypeVar("T")
 
 
+_plan_caches: list[Callable] = []  # every plan_cache, so that clear_plans reaches them all
+
+
 def plan_cache(maxsize: int) -> Callable[[Callable[..., T]], Callable[..., T]]:
     """``functools.lru_cache`` for the process-wide plans (DFT matrices, index tensors), each built outside inference
     mode: a plan first built under ``torch.inference_mode()`` would hold inference tensors, which autograd refuses to
@@ -34,8 +37,15 @@ def plan_cache(maxsize: int) -> Callable[[Callable[..., T]], Callable[..., T]]:
         def cached(*args, **kwargs) -> T:  # noqa: ANN002, ANN003
             with torch.inference_mode(False):
                 return build(*args, **kwargs)
+        _plan_caches.append(cached)
         return cached
     return wrap
+
+
+def clear_plans() -> None:
+    """Forget every cached plan (they are rebuilt on next use): frees their memory, and lets a test build them anew."""
+    for cache in _plan_caches:
+        cache.cache_clear()
 
 
 def preconditioner(weight: Tensor, grid: tuple[int, int], eps: float) -> Tensor:

@@ -26,8 +26,10 @@ def run_folder(out_dir: str | Path, name: str) -> Path:
     if not name or name in (".", "..") or Path(name).name != name or "\\" in name:
         raise UserError(f"run.name={name!r} must be a plain folder name (no '/' or '..'); to write somewhere else "
                         "set run.out_dir")
-    check_writable_folder(Path(out_dir), f"run.out_dir={str(out_dir)!r}")  # before anything is built or written
-    return Path(out_dir) / name
+    run_dir = Path(out_dir) / name
+    # the run folder, or where it would be made: a resume may write into its own folder below a read-only out_dir
+    check_writable_folder(run_dir, f"run.out_dir={str(out_dir)!r}")
+    return run_dir
 
 
 def checkpoints_of(run_dir: Path) -> list[Path]:

@@ -42,7 +42,7 @@ from gan.training.loggers import send_metrics
 from gan.training.losses import get_loss
 from gan.training.steps import SNGANSteps
 from gan.utils.modes import eval_mode
-from gan.utils.validate import at_least, in_range, positive
+from gan.utils.validate import at_least, in_range, positive, seed_in_range
 
 DIVERGED_FIX = ("Lower model.lr_d / model.lr_g (or check the data), then resume from the last finite checkpoint "
                 "or start a new run.")
@@ -122,6 +122,7 @@ class GAN(pl.LightningModule):
         for i, beta in enumerate(betas):
             in_range(f"model.betas[{i}]", beta, 0.0, 1.0, high_open=True)
         in_range("model.ema_decay", ema_decay, 0.0, 1.0)
+        seed_in_range("model.seed", seed)  # it seeds the sample grids' generator
         check_compile_mode(compile)
         self.save_hyperparameters()
         self.automatic_optimization = False

@@ -34,6 +34,14 @@ def check_writable_folder(folder: Path, setting: str) -> None:
                         "writable folder") from err
 
 
+def check_writable_file(path: Path, setting: str, example: str) -> None:
+    """UserError unless ``path`` can be written as a file (missing folders above it are made): not a folder, below a
+    folder that exists or can be made and takes new files. ``example``: a file name to suggest inside a folder."""
+    if path.is_dir():
+        raise UserError(f"{setting} is a folder; name a file in it, e.g. {path / example}")
+    check_writable_folder(path.parent, setting)
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write to a temp file beside ``path`` (same filesystem), fsync, then rename over it: a crash leaves either the
     old file or the new one, never half of one, and no temp file elsewhere (e.g. in ``/tmp``)."""

@@ -16,6 +16,8 @@ def at_least(field: str, value: int | None, minimum: int) -> None:
 
 
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit seed
+MAX_DATA_SEED = 2**62  # the data sampler seeds pass e with data.seed + e
+MAX_GLOBAL_SEED = 2**32 - 1  # Lightning's seed_everything bound (numpy's uint32); a study seeds it with each seed
 
 
 def seed_in_range(field: str, value: int, maximum: int = MAX_SEED) -> None:
