@@ -79,6 +79,18 @@ def test_trainer_options_gan_fit_owns_are_allowed_at_their_unset_values():
                                     accumulate_grad_batches=1))  # 0: no clipping, as Lightning reads it
 
 
+def test_a_finished_run_resumed_lists_only_files_that_exist(run, capsys):
+    """Resumed at max_g_steps into a new folder, nothing is trained or written: the summary must not name a
+    checkpoint or samples there (it printed the fork's never-written last.ckpt and 'samples: None')."""
+    config, run_dir = run
+    capsys.readouterr()
+    assert main(["fit", "--config", str(config), "--model.norm", "spectral", "--run.name", "fork",
+                 "--ckpt_path", str(run_dir / "ckpt" / "last.ckpt")]) == 0
+    out = capsys.readouterr().out
+    assert "trained 3 G steps" in out and "checkpoint:" not in out and "samples:" not in out
+    assert not (config.parent / "fork" / "ckpt" / "last.ckpt").exists()
+
+
 def test_fit_refuses_an_out_dir_below_a_file(run, capsys):
     config, _ = run
     assert main(["fit", "--config", str(config), "--run.out_dir", str(config / "runs")]) == 2

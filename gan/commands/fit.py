@@ -240,8 +240,9 @@ def main(argv: list[str]) -> int:
         return 128 + int(stop.received or signal.SIGTERM)
     if trainer.is_global_zero:
         print(f"trained {model.g_step} G steps ({trainer.global_step} optimizer steps)")
-        print(f"checkpoint: {cli.checkpoint.last_path}")
-        print(f"samples:    {cli.sample_grid.last_path}")
+        for what, path in (("checkpoint", cli.checkpoint.last_path), ("samples", cli.sample_grid.last_path)):
+            if path is not None and Path(path).is_file():  # a resume already at max_g_steps writes neither
+                print(f"{what + ':':<12}{path}")
         print(f"logs:       {cli.run_dir / 'logs'} (metrics.csv; tensorboard --logdir {cli.run_dir / 'logs'})")
         print(f"config:     {cli.run_dir / 'config.yaml'}")
     return 0
