@@ -142,6 +142,7 @@ def test_sample_without_a_class_draws_labels_uniformly_after_the_latents(ckpt: s
     (["--class", "3"], "class 3 does not exist; the model has classes 0..2"),
     (["--class", "-1"], "class -1 does not exist"),
     (["--classes", "0,x"], "give class indices like 3 or 0,3,7"),
+    (["--class", ""], "--class '': give class indices like 3 or 0,3,7"),  # not silently 'no class asked'
     (["--classes", "1,1"], "a class is listed twice"),
 ])
 def test_sample_bad_classes_are_one_line_and_write_nothing(ckpt: str, tmp_path: Path, capsys, args, message):

@@ -52,7 +52,8 @@ def chosen_classes(args: argparse.Namespace, num_classes: int | None) -> list[in
     """The classes asked for (None: none asked; a conditional model then draws labels uniformly); one-line
     UserErrors for classes an unconditional or smaller model does not have."""
     option, text = next(((o, t) for o, t in (("--class", args.class_), ("--classes", args.classes),
-                                              ("--class-grid", "all" if args.class_grid else None)) if t), (None, None))
+                                              ("--class-grid", "all" if args.class_grid else None))
+                         if t is not None), (None, None))  # an empty --class "" is an error, not "no class asked"
     if option is None:
         return None
     if num_classes is None:
