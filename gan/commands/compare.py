@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gan.errors import UserError
 from gan.runs.layout import curve_results, describe_protocol, is_run, logged_rows, model_config, runs_below
-from gan.utils.files import atomic_write, check_writable_file
+from gan.utils.files import atomic_write, check_writable_file, explain_write_errors
 from gan.utils.markdown import markdown_table
 from gan.utils.plots import png_figure
 
@@ -132,18 +132,12 @@ def main(argv: list[str]) -> int:
         check_writable_file(Path(args.plot), f"--plot {args.plot!r}", "compare_fid.png")
     text = table(runs)
     print(text)
-    if args.out:
-        try:  # atomic, folders created as for --plot: a failed write leaves an earlier table whole
+    if args.out:  # atomic, folders created as for --plot: a failed write leaves an earlier table whole
+        with explain_write_errors(f"--out {args.out!r}", "the table", kept="it is printed above"):
             atomic_write(Path(args.out), (text + "\n").encode())
-        except OSError as err:
-            raise UserError(f"--out {args.out!r}: cannot write the table ({err.strerror or err}; it is printed "
-                            "above); pass a path in a writable folder") from err
     if has_fid:
-        try:
+        with explain_write_errors(f"--plot {args.plot!r}", "the plot"):
             plot(runs, Path(args.plot))
-        except OSError as err:
-            raise UserError(f"--plot {args.plot!r}: cannot write the plot ({err.strerror or err}); pass a path in a "
-                            "writable folder") from err
         print(f"\nplot: {args.plot}")
     else:
         print("\nno FID logged in these runs (add gan.callbacks.fidelity.FidelityCallback to the config); no plot")

@@ -28,7 +28,7 @@ from gan.metrics import (
 from gan.metrics.protocols import resolve_protocol
 from gan.runs.layout import eval_result_path
 from gan.utils.devices import resolve_device
-from gan.utils.files import atomic_write, check_writable_file
+from gan.utils.files import atomic_write, check_writable_file, explain_write_errors
 from gan.utils.markdown import markdown_table
 from gan.utils.validate import at_least
 
@@ -195,10 +195,8 @@ def main(argv: list[str]) -> int:
         result["intra_fid"] = intra
 
     print(format_table(result))  # first: should the write fail after all, the scores are on screen
-    try:  # atomic: a failed write leaves an earlier result file whole
-        atomic_write(out, (json.dumps(result, indent=2) + "\n").encode())
-    except OSError as err:
-        raise UserError(f"{out_setting}: cannot write the result ({err.strerror or err}; the table above has the "
-                        "scores); pass --json FILE.json in a writable folder") from err
+    with explain_write_errors(out_setting, "the result", kept="the table above has the scores",
+                              fix="pass --json FILE.json in a writable folder"):
+        atomic_write(out, (json.dumps(result, indent=2) + "\n").encode())  # atomic: an earlier result stays whole
     print(f"\nprotocol and weights written to {out} ({result['seconds']:.0f} s)", file=sys.stderr)
     return 0

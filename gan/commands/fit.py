@@ -67,10 +67,9 @@ TRAINER_DEFAULTS = {
 }
 
 
-# Trainer options gan fit sets itself or cannot honour, with a test for the values that leave them unset (Lightning
-# accepts gradient_clip_val <= 0 as "no clipping" under manual optimization too): G and D are stepped by
-# hand (manual optimization), for which Lightning neither clips gradients nor accumulates batches, and the run folder
-# fixes where logs and files go.
+# Trainer options gan fit sets itself or cannot honour, each with a test for the values that leave it unset and the
+# reason: the run folder fixes where logs and files go, and G and D are stepped by hand (manual optimization), for
+# which Lightning neither clips gradients (a gradient_clip_val <= 0 means no clipping) nor accumulates batches.
 OWNED_TRAINER_OPTIONS = {
     "logger": (lambda v: v is None or v is True, "gan fit logs to <run folder>/logs (TensorBoard and metrics.csv)"),
     "default_root_dir": (lambda v: v is None, "gan fit writes into the run folder; set run.out_dir / run.name"),

@@ -28,7 +28,7 @@ import yaml
 
 from gan.errors import UserError
 from gan.metrics.protocols import resolve_protocol
-from gan.utils.validate import MAX_GLOBAL_SEED
+from gan.utils.validate import MAX_GLOBAL_SEED, is_seed
 
 EVAL_FIELDS = ("protocol", "num_fake", "num_real", "split", "seed", "inception_weights", "feature_extractor",
                "intra_fid", "prc", "intra_num_fake")
@@ -145,8 +145,7 @@ def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
 
 
 def _seeds(where: str, seeds: Any) -> list[int]:
-    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool)
-                                                      and 0 <= s <= MAX_GLOBAL_SEED for s in seeds)):
+    if not (isinstance(seeds, list) and seeds and all(is_seed(s, MAX_GLOBAL_SEED) for s in seeds)):
         raise UserError(f"{where}: seeds={seeds!r} must be a non-empty list of integers from 0 to {MAX_GLOBAL_SEED} "
                         "(each run's seed_everything)")
     return list(seeds)

@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from gan.errors import UserError
@@ -40,6 +41,18 @@ def check_writable_file(path: Path, setting: str, example: str) -> None:
     if path.is_dir():
         raise UserError(f"{setting} is a folder; name a file in it, e.g. {path / example}")
     check_writable_folder(path.parent, setting)
+
+
+@contextlib.contextmanager
+def explain_write_errors(setting: str, what: str, kept: str | None = None,
+                         fix: str = "pass a path in a writable folder") -> Iterator[None]:
+    """An OSError while writing ``what`` as one UserError naming ``setting`` and ``fix``; ``kept`` says where the
+    result can still be read (e.g. printed above)."""
+    try:
+        yield
+    except OSError as err:
+        cause = f"{err.strerror or err}" + (f"; {kept}" if kept else "")
+        raise UserError(f"{setting}: cannot write {what} ({cause}); {fix}") from err
 
 
 def atomic_write(path: Path, data: bytes) -> None:

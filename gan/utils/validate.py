@@ -20,10 +20,15 @@ MAX_DATA_SEED = 2**62  # the data sampler seeds pass e with data.seed + e
 MAX_GLOBAL_SEED = 2**32 - 1  # Lightning's seed_everything bound (numpy's uint32); a study seeds it with each seed
 
 
+def is_seed(value: object, maximum: int = MAX_SEED) -> bool:
+    """Whether ``value`` is an integer in [0, ``maximum``] (compared as integers: ``in_range`` compares floats, which
+    cannot tell 2**63 from 2**63 - 1)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= maximum
+
+
 def seed_in_range(field: str, value: int, maximum: int = MAX_SEED) -> None:
-    """A seed must be an integer in [0, ``maximum``]: not an overflow traceback from the generator it seeds. (Checked
-    in integers: ``in_range`` compares floats, which cannot tell 2**63 from 2**63 - 1.)"""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+    """A seed must pass :func:`is_seed`: not an overflow traceback from the generator it seeds."""
+    if not is_seed(value, maximum):
         raise UserError(f"{field}={value!r} is out of range; use an integer from 0 to {maximum}")
 
 
